@@ -1,0 +1,116 @@
+"""Train/validation/test splits as index arrays (pure functions on a SequenceSet)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from lstmpaths.data import SequenceSet
+from lstmpaths.errors import ConfigError
+
+SPLITS = ("reference", "session", "given")
+
+
+@dataclass
+class Split:
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def part_of(self, n: int) -> np.ndarray:
+        """'train'/'val'/'test' for every sequence index (empty string when unused)."""
+        out = np.full(n, "", dtype=object)
+        for name in ("train", "val", "test"):
+            out[getattr(self, name)] = name
+        return out
+
+
+def _train_count(train_size: float | int, n: int, setting: str) -> int:
+    """A whole number is a count (the study's 1,974); a number in (0, 1) is a fraction."""
+    if isinstance(train_size, bool) or train_size <= 0:
+        raise ConfigError(
+            f"{setting}={train_size!r}: give a count (e.g. 1974) or a fraction in (0, 1)"
+        )
+    count = int(round(train_size * n)) if train_size < 1 else int(train_size)
+    if not 0 < count < n - 1:
+        raise ConfigError(
+            f"{setting}={train_size!r} leaves nothing to validate/test on {n} sequences"
+        )
+    return count
+
+
+def _stratified(
+    index: np.ndarray, labels: np.ndarray, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of `index` into (size, rest); plain random where a class is too small."""
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    n_classes = int((counts > 0).sum())
+    if stratify is not None and (size < n_classes or len(index) - size < n_classes):
+        stratify = None
+    a, b = train_test_split(index, train_size=size, stratify=stratify, random_state=seed)
+    return np.sort(a), np.sort(b)
+
+
+def reference_split(data: SequenceSet, train_size: float | int = 1974, seed: int = 8) -> Split:
+    """The study's protocol: stratified train of `train_size`, the rest halved into val/test."""
+    index = np.arange(len(data))
+    n_train = _train_count(train_size, len(data), "data.train_size")
+    train, rest = _stratified(index, data.labels, n_train, seed)
+    val, test = _stratified(rest, data.labels[rest], len(rest) // 2, seed)
+    return Split(train, val, test)
+
+
+def session_split(
+    data: SequenceSet,
+    train_sessions: list[int] | tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7),
+    val_sessions: list[int] | tuple[int, ...] = (8,),
+    test_sessions: list[int] | tuple[int, ...] = (9,),
+) -> Split:
+    """Whole recording sessions held out: recordings from other days."""
+    if (data.sessions < 0).all():
+        raise ConfigError(f"data.split=session: the {data.source} data has no recording sessions")
+    have = set(data.sessions.tolist())
+    parts = []
+    for name, sessions in (
+        ("train", train_sessions),
+        ("val", val_sessions),
+        ("test", test_sessions),
+    ):
+        idx = np.flatnonzero(np.isin(data.sessions, list(sessions)))
+        if len(idx) == 0:
+            raise ConfigError(
+                f"data.{name}_sessions={list(sessions)} selects no recordings; sessions present: {sorted(have)}"
+            )
+        parts.append(idx)
+    return Split(*parts)
+
+
+def given_split(data: SequenceSet, val_size: float = 0.15, seed: int = 8) -> Split:
+    """For sources that come split (UEA TRAIN/TEST files): validation carved from train."""
+    if data.given_part is None:
+        raise ConfigError(
+            f"data.split=given: the {data.source} source does not come split; use reference or session"
+        )
+    train_all = np.flatnonzero(data.given_part == "train")
+    test = np.flatnonzero(data.given_part == "test")
+    n_val = max(1, int(round(val_size * len(train_all))))
+    val, train = _stratified(train_all, data.labels[train_all], n_val, seed)
+    return Split(train, val, test)
+
+
+def make_split(data: SequenceSet, kind: str, **options) -> Split:
+    if kind == "reference":
+        return reference_split(data, options.get("train_size", 1974), options.get("seed", 8))
+    if kind == "session":
+        return session_split(
+            data,
+            options.get("train_sessions", (1, 2, 3, 4, 5, 6, 7)),
+            options.get("val_sessions", (8,)),
+            options.get("test_sessions", (9,)),
+        )
+    if kind == "given":
+        return given_split(data, options.get("val_size", 0.15), options.get("seed", 8))
+    raise ConfigError(f"data.split={kind!r}: choose one of {', '.join(SPLITS)}")
