@@ -74,6 +74,11 @@ class SignSpec:
     orient_start: tuple[float, float, float]
     orient_end: tuple[float, float, float]
     left_gain: float  # how much of the mirrored movement the left hand makes (two-handed)
+    # Extension signs: the first `core_segments` go start -> end exactly as the base sign does;
+    # the extra primitive then moves the hand shape and orientation on to `*_extra`.
+    core_segments: int | None = None
+    shape_extra: tuple[float, ...] | None = None
+    orient_extra: tuple[float, float, float] | None = None
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -169,42 +174,52 @@ def render(
     positions = [np.repeat(RIGHT_REST[None], idle_start, 0)]
     positions.append(RIGHT_REST + _smooth_ramp(approach)[:, None] * (location - RIGHT_REST))
     flutter = [np.zeros(idle_start + approach)]
+    core_frames = extra_frames = 0
+    core = spec.core_segments if spec.core_segments is not None else len(spec.segments)
     current = location
-    for seg in spec.segments:
+    for k, seg in enumerate(spec.segments):
         n = max(3, round(seg.frames * speed))
         u = np.linspace(0, 1, n + 1)[1:]
         moved = current + _primitive(seg, u, amplitude)
         positions.append(moved)
         flutter.append(np.sin(6 * np.pi * u) * 0.25 if seg.kind == "wiggle" else np.zeros(n))
         current = moved[-1]
+        if k < core:
+            core_frames += n
+        else:
+            extra_frames += n
     positions.append(np.repeat(current[None], idle_end, 0))
     flutter.append(np.zeros(idle_end))
     right_pos = np.concatenate(positions)
     flutter_all = np.concatenate(flutter)
     n_frames = len(right_pos)
-    n_move = n_frames - idle_start - idle_end
+    lead = idle_start + approach
 
     # Hand shape and orientation: rest -> start during the approach, start -> end during the
-    # movement, held at the end.
-    progress = np.concatenate(
-        [np.zeros(idle_start + approach), np.linspace(0, 1, n_move - approach), np.ones(idle_end)]
-    )
+    # (core) movement, end -> extra during an extension's extra primitive, then held.
     arrive = np.concatenate(
-        [np.zeros(idle_start), _smooth_ramp(approach), np.ones(n_frames - idle_start - approach)]
+        [np.zeros(idle_start), _smooth_ramp(approach), np.ones(n_frames - lead)]
     )
-    shape_a, shape_b = np.array(spec.shape_start), np.array(spec.shape_end)
-    shape = (
-        REST_SHAPE
-        + arrive[:, None] * (shape_a - REST_SHAPE)
-        + progress[:, None] * (shape_b - shape_a)
+    progress = np.concatenate(
+        [np.zeros(lead), np.linspace(0, 1, core_frames), np.ones(extra_frames + idle_end)]
     )
+    onward = np.concatenate(
+        [np.zeros(lead + core_frames), np.linspace(0, 1, extra_frames), np.ones(idle_end)]
+    )
+
+    def keyframes(rest, start, end, extra) -> np.ndarray:
+        start, end = np.array(start), np.array(end)
+        extra = end if extra is None else np.array(extra)
+        return (
+            rest
+            + arrive[:, None] * (start - rest)
+            + progress[:, None] * (end - start)
+            + onward[:, None] * (extra - end)
+        )
+
+    shape = keyframes(REST_SHAPE, spec.shape_start, spec.shape_end, spec.shape_extra)
     shape = shape + flutter_all[:, None] * np.array([0.2, 1.0, 1.0, 1.0, 1.0])
-    orient_a, orient_b = np.array(spec.orient_start), np.array(spec.orient_end)
-    orient = (
-        REST_ORIENT
-        + arrive[:, None] * (orient_a - REST_ORIENT)
-        + progress[:, None] * (orient_b - orient_a)
-    )
+    orient = keyframes(REST_ORIENT, spec.orient_start, spec.orient_end, spec.orient_extra)
 
     if spec.observed_hands == "two":  # mirrored, damped copy of the right hand's movement
         mirror = np.array([-1.0, 1.0, 1.0])
@@ -236,11 +251,23 @@ class SyntheticConfig:
     n_signs: int = 94
     n_recordings: int = 27
     seed: int = 0
-    n_extension_pairs: int = 6
-    n_near_twins: int = 4
-    n_control_pairs: int = 5
-    n_mislabelled: int = 1
+    # None: scaled to n_signs (6, 4, 5 and 1 for the default 94 signs; at least 1 each from 8 signs)
+    n_extension_pairs: int | None = None
+    n_near_twins: int | None = None
+    n_control_pairs: int | None = None
+    n_mislabelled: int | None = None
     one_handed_fraction: float = 0.6
+
+    def __post_init__(self) -> None:
+        for name, per_94 in (
+            ("n_extension_pairs", 6),
+            ("n_near_twins", 4),
+            ("n_control_pairs", 5),
+            ("n_mislabelled", 1),
+        ):
+            if getattr(self, name) is None:
+                scaled = round(per_94 * self.n_signs / 94)
+                setattr(self, name, max(scaled, 1 if self.n_signs >= 8 else 0))
 
 
 def design_signs(cfg: SyntheticConfig) -> list[SignSpec]:
@@ -270,6 +297,12 @@ def design_signs(cfg: SyntheticConfig) -> list[SignSpec]:
         extra = _random_segment(rng, str(rng.choice(["stroke", "arc", "circle", "tap"])))
         plus = _copy_spec(base, name=names[j], role="extension_plus")
         plus.segments.append(extra)
+        plus.core_segments = len(base.segments)
+        # the extra primitive also changes the hand, like crazy = think + opening the palm
+        plus.shape_extra = _random_shape(rng)
+        plus.orient_extra = tuple(
+            np.clip(np.array(base.orient_end) + rng.normal(0, 0.1, 3), 0.1, 0.9)
+        )
         specs[i], specs[j] = base, plus
 
     for _ in range(cfg.n_near_twins):

@@ -1,0 +1,354 @@
+"""Stages of one `lstmpaths-run` job, with Lightning and MLflow at this edge.
+
+classifier stage: data -> split -> (reuse a FINISHED run with the same key | train) ->
+evaluation -> activations (N, T, hidden) stored as `activations.npz` in the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from lstmpaths.data import SequenceSet, padded_length
+from lstmpaths.sources import load_source
+from lstmpaths.splits import Split, make_split
+from lstmpaths.tracking import (
+    KEY_TAG,
+    STAGE_TAG,
+    ensure_experiment,
+    find_finished,
+    flatten,
+    tracked_run,
+)
+
+log = logging.getLogger("lstmpaths")
+
+# Keys that change how a run is executed or tracked, not what it computes.
+NOT_IN_KEY = {"reuse", "threads"}
+
+
+@dataclass
+class Prepared:
+    data: SequenceSet
+    split: Split
+    maxlen: int
+
+
+@dataclass
+class ClassifierOutcome:
+    run_id: str
+    key: str
+    reused: bool
+    metrics: dict[str, float]
+
+
+def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
+    options = (
+        OmegaConf.to_container(data_cfg, resolve=True)
+        if isinstance(data_cfg, DictConfig)
+        else dict(data_cfg)
+    )
+    source = options.get("source")
+    data = load_source(source, options)
+    split = make_split(
+        data,
+        options.get("split", "reference"),
+        train_size=options.get("train_size", 1974),
+        seed=options.get("split_seed", 8),
+        train_sessions=options.get("train_sessions", (1, 2, 3, 4, 5, 6, 7)),
+        val_sessions=options.get("val_sessions", (8,)),
+        test_sessions=options.get("test_sessions", (9,)),
+        val_size=options.get("val_size", 0.15),
+    )
+    maxlen = options.get("maxlen")
+    return Prepared(data, split, padded_length(data, maxlen))
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def classifier_key(data_cfg: dict, fingerprint: str, classifier_cfg: dict) -> str:
+    """hash(data config + dataset fingerprint + classifier config incl. seed)."""
+    data_part = {k: v for k, v in data_cfg.items() if k not in NOT_IN_KEY}
+    clf_part = {k: v for k, v in classifier_cfg.items() if k not in NOT_IN_KEY}
+    return stable_hash({"data": data_part, "fingerprint": fingerprint, "classifier": clf_part})
+
+
+def lock_path(uri: str, key: str) -> Path:
+    from lstmpaths.tracking import project_root
+
+    folder = (
+        Path(uri.removeprefix("sqlite:///")).parent
+        if uri.startswith("sqlite:///")
+        else project_root() / "mlruns"
+    ) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"classifier-{key}.lock"
+
+
+def run_classifier_stage(cfg: DictConfig) -> ClassifierOutcome:
+    """Reuse the FINISHED classifier with this key, or train it (once, even with parallel jobs)."""
+    from filelock import FileLock
+
+    uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
+    prepared = prepare_data(cfg.data)
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    clf_cfg = OmegaConf.to_container(cfg.classifier, resolve=True)
+    key = classifier_key(data_cfg, prepared.data.fingerprint, clf_cfg)
+    experiment_id = ensure_experiment(uri, experiment)
+
+    def reusable():
+        if not cfg.classifier.reuse:
+            return None
+        return find_finished(uri, experiment_id, key)
+
+    found = reusable()
+    if found is None:
+        lock = FileLock(str(lock_path(uri, key)))
+        if lock.is_locked:
+            log.info("another job is training classifier %s; waiting for it", key)
+        with lock:
+            found = reusable()  # it may have finished while we waited
+            if found is None:
+                return _train_classifier(cfg, prepared, key, experiment_id)
+    log.info("reusing classifier run %s (key %s)", found.info.run_id, key)
+    metrics = {k: float(v) for k, v in found.data.metrics.items()}
+    return ClassifierOutcome(found.info.run_id, key, True, metrics)
+
+
+def _train_classifier(
+    cfg: DictConfig, prepared: Prepared, key: str, experiment_id: str
+) -> ClassifierOutcome:
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from lstmpaths.classifier import (
+        ClassifierModule,
+        SequenceDataModule,
+        extract_activations,
+        padded_inputs,
+        standardizer,
+    )
+    from lstmpaths.tracking import client
+
+    uri = cfg.tracking.uri
+    data, split, maxlen = prepared.data, prepared.split, prepared.maxlen
+    clf = cfg.classifier
+    scale = standardizer(data, split.train) if cfg.data.get("standardize", True) else None
+    inputs = padded_inputs(data, maxlen, scale)
+    tags = {
+        STAGE_TAG: "classifier",
+        KEY_TAG: key,
+        "lstmpaths.data_fingerprint": data.fingerprint,
+        "lstmpaths.data_source": data.source,
+        "lstmpaths.split": str(cfg.data.split),
+    }
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten(
+        {
+            "data": resolved["data"],
+            "classifier": resolved["classifier"],
+            "threads": resolved.get("threads"),
+        }
+    )
+    run_name = f"classifier-{data.source}-seed{clf.seed}"
+    with (
+        tracked_run(uri, experiment_id, run_name, tags, params) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        run_id = run.info.run_id
+        L.seed_everything(int(clf.seed), workers=True, verbose=False)
+        net = instantiate(clf.net, n_channels=data.n_channels, n_classes=len(data.class_names))
+        module = ClassifierModule(net, lr=float(clf.lr), l1=float(clf.l1), l2=float(clf.l2))
+        datamodule = SequenceDataModule(
+            inputs, data.labels, split, int(clf.batch_size), int(clf.seed)
+        )
+        checkpoint = ModelCheckpoint(
+            dirpath=tmp, monitor="epoch/val_loss", mode="min", save_weights_only=True
+        )
+        trainer = L.Trainer(
+            max_epochs=int(clf.max_epochs),
+            callbacks=[
+                EarlyStopping(monitor="epoch/val_loss", patience=int(clf.patience), mode="min"),
+                checkpoint,
+                EpochProgress(int(clf.max_epochs)),
+            ],
+            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),  # never the refused ./mlruns
+            gradient_clip_val=float(clf.get("grad_clip", 0.0)) or None,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=10**9,  # epoch curves only
+            deterministic=True,
+            accelerator="cpu",
+        )
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        train_seconds = time.perf_counter() - started
+        best = torch.load(checkpoint.best_model_path, weights_only=True, map_location="cpu")
+        module.load_state_dict(best["state_dict"])
+
+        activations, probs = extract_activations(net, inputs)
+        predictions = probs.argmax(1)
+        metrics = evaluation_metrics(data.labels, predictions, probs, split)
+        metrics.update(
+            epochs=float(trainer.current_epoch),
+            best_epoch=float(_best_epoch(checkpoint.best_model_path)),
+            train_seconds=train_seconds,
+            seconds_per_epoch=train_seconds / max(1, trainer.current_epoch),
+        )
+        mlflow_client = client(uri)
+        for name, value in metrics.items():
+            mlflow_client.log_metric(run_id, name, value)
+
+        out = Path(tmp) / "artifacts"
+        out.mkdir()
+        part = split.part_of(len(data))
+        torch.save(
+            {
+                "state_dict": net.state_dict(),
+                "mean": torch.from_numpy(
+                    np.asarray(scale[0] if scale else np.zeros(data.n_channels), np.float32)
+                ),
+                "sd": torch.from_numpy(
+                    np.asarray(scale[1] if scale else np.ones(data.n_channels), np.float32)
+                ),
+            },
+            out / "classifier.pt",
+        )
+        np.savez_compressed(
+            out / "activations.npz",
+            activations=activations.astype(np.float16),
+            labels=data.labels,
+            predictions=predictions,
+            confidence=probs.max(1).astype(np.float32),
+            part=part.astype(str),
+            ids=np.array(data.ids),
+            lengths=data.lengths,
+            sessions=data.sessions,
+            class_names=np.array(data.class_names),
+            channel_names=np.array(data.channel_names),
+        )
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        _write_per_class(out / "per_class_accuracy.csv", data, predictions, split)
+        _write_misclassified(out / "misclassified.csv", data, predictions, probs, part)
+        from lstmpaths.figures import confusion_figure
+
+        confusion_figure(
+            data.labels[split.test],
+            predictions[split.test],
+            data.class_names,
+            out / "confusion_test.png",
+        )
+        for path in sorted(out.iterdir()):
+            artifact_dir = "figures" if path.suffix == ".png" else None
+            mlflow_client.log_artifact(run_id, str(path), artifact_dir)
+        log.info(
+            "classifier %s: test_acc %.4f, val_acc %.4f, %d epochs in %.0f s",
+            run_id,
+            metrics["test_acc"],
+            metrics["val_acc"],
+            metrics["epochs"],
+            train_seconds,
+        )
+        return ClassifierOutcome(run_id, key, False, metrics)
+
+
+def _best_epoch(path: str) -> int:
+    try:
+        return int(Path(path).stem.split("epoch=")[1].split("-")[0])
+    except (IndexError, ValueError):
+        return -1
+
+
+def evaluation_metrics(
+    labels: np.ndarray, predictions: np.ndarray, probs: np.ndarray, split: Split
+) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    out: dict[str, float] = {}
+    for name in ("train", "val", "test"):
+        idx = getattr(split, name)
+        out[f"{name}_acc"] = float(np.mean(predictions[idx] == labels[idx]))
+        p_true = np.clip(probs[idx, labels[idx]], 1e-12, 1.0)
+        out[f"{name}_loss"] = float(-np.mean(np.log(p_true)))
+    out["test_macro_f1"] = float(
+        f1_score(
+            labels[split.test],
+            predictions[split.test],
+            average="macro",
+            labels=np.unique(labels[split.test]),
+        )
+    )
+    return out
+
+
+def _write_per_class(path: Path, data: SequenceSet, predictions: np.ndarray, split: Split) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["sign", "train_acc", "val_acc", "test_acc", "n_test"])
+        for c, name in enumerate(data.class_names):
+            row = [name]
+            for part in ("train", "val", "test"):
+                idx = getattr(split, part)
+                idx = idx[data.labels[idx] == c]
+                row.append(f"{np.mean(predictions[idx] == c):.4f}" if len(idx) else "")
+            row.append(int(np.sum(data.labels[split.test] == c)))
+            writer.writerow(row)
+
+
+def _write_misclassified(
+    path: Path, data: SequenceSet, predictions: np.ndarray, probs: np.ndarray, part: np.ndarray
+) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "part", "true", "predicted", "p_predicted", "p_true"])
+        for i in np.flatnonzero(predictions != data.labels):
+            writer.writerow(
+                [
+                    data.ids[i],
+                    part[i],
+                    data.class_names[data.labels[i]],
+                    data.class_names[predictions[i]],
+                    f"{probs[i, predictions[i]]:.4f}",
+                    f"{probs[i, data.labels[i]]:.4f}",
+                ]
+            )
+
+
+class EpochProgress(Callback):
+    """Prints one line every few epochs (never a progress bar that floods multirun logs)."""
+
+    def __init__(self, max_epochs: int) -> None:
+        self.max_epochs = max_epochs
+        self.every = max(1, max_epochs // 20)
+        self.started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ARG002
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every and epoch != 1:
+            return
+        m = trainer.callback_metrics
+        elapsed = time.perf_counter() - self.started
+        print(
+            f"  epoch {epoch}/{self.max_epochs}  val_loss {float(m.get('epoch/val_loss', float('nan'))):.4f}"
+            f"  val_acc {float(m.get('epoch/val_acc', float('nan'))):.3f}  ({elapsed:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )

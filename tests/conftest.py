@@ -1,0 +1,67 @@
+"""Shared fixtures: the real archive (from ../shared, never copied) and tiny hand-made archives."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_AUSLAN = REPO.parent / "shared" / "data" / "auslan-hq" / "tctodd.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def auslan_archive() -> Path:
+    path = Path(os.environ.get("LSTMPATHS_AUSLAN", DEFAULT_AUSLAN))
+    if not path.exists():
+        pytest.skip(f"real Auslan HQ archive not found at {path} (set LSTMPATHS_AUSLAN)")
+    return path
+
+
+def tsd_text(n_rows: int, seed: int = 0, n_cols: int = 22) -> str:
+    rng = np.random.default_rng(seed)
+    rows = rng.uniform(-0.3, 1.0, (n_rows, n_cols))
+    return "\n".join("\t".join(f"{v:.6f}" for v in row) for row in rows) + "\n"
+
+
+def tiny_members(
+    signs=("drink", "danger", "her", "his_hers"), sessions=(1, 2, 3), reps=(1, 2)
+) -> dict[str, str]:
+    """A small UCI-layout inventory: name -> file text (lengths 5..12 rows)."""
+    members = {}
+    k = 0
+    for s in sessions:
+        for sign in signs:
+            if sign == "her" and s != 1 or sign == "his_hers" and s == 1:
+                continue
+            for r in reps:
+                members[f"tctodd{s}/{sign}-{r}.tsd"] = tsd_text(5 + k % 8, seed=k)
+                k += 1
+    return members
+
+
+def write_tar(path: Path, members: dict[str, str | bytes], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for name, text in members.items():
+            data = text.encode() if isinstance(text, str) else text
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_zip(path: Path, members: dict[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    return path
+
+
+@pytest.fixture
+def tiny_archive(tmp_path: Path) -> Path:
+    return write_tar(tmp_path / "tctodd.tar.gz", tiny_members())
