@@ -12,13 +12,12 @@ import sys
 import warnings
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lstmpaths.errors import LstmpathsError
-from lstmpaths.tracking import REPO_ROOT, default_tracking_uri
+from lstmpaths.tracking import REPO_ROOT
 
 CONF_DIR = str(REPO_ROOT / "conf")
-OmegaConf.register_new_resolver("lstmpaths_tracking_uri", default_tracking_uri, replace=True)
 log = logging.getLogger("lstmpaths")
 
 

@@ -19,6 +19,7 @@ from lstmpaths.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_TAG = "lstmpaths.key"
+_READY: set[str] = set()  # SQLite stores this process has seen with their schema in place
 STAGE_TAG = "lstmpaths.stage"
 
 
@@ -59,6 +60,14 @@ def client(uri: str):
             ) from None
         if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
             raise ConfigError(f"tracking.uri={uri}: {db} is not writable")
+        if uri not in _READY:
+            # Creating the schema is a known race between processes (alembic's version table):
+            # one process at a time creates or migrates it, under a file lock beside the store.
+            from filelock import FileLock
+
+            with FileLock(str(db) + ".lock"):
+                mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            _READY.add(uri)
     elif uri.startswith(("file:", "./", "/")) or "://" not in uri:
         raise ConfigError(
             f"tracking.uri={uri}: MLflow 3 needs a database or server store, "

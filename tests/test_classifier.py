@@ -1,0 +1,142 @@
+"""Classifier stage: the network, config composition, and the real entry point end to end."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from hydra import compose, initialize_config_dir
+
+from lstmpaths.classifier import ClassifierModule, SignLSTM, extract_activations
+from lstmpaths.pipeline import classifier_key
+
+RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
+TINY = ["data.n_signs=10", "data.n_recordings=9", "classifier.max_epochs=4", "classifier.net.hidden_size=16"]
+
+
+def test_shapes() -> None:
+    net = SignLSTM(n_channels=22, n_classes=7, hidden_size=12)
+    x = torch.randn(5, 30, 22)
+    assert net(x).shape == (5, 7)
+    assert net.sequence_outputs(x).shape == (5, 30, 12)
+    acts, probs = extract_activations(net, x.numpy(), batch_size=2)
+    assert acts.shape == (5, 30, 12) and probs.shape == (5, 7)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    # the classifier reads the last step of the very outputs that are extracted
+    np.testing.assert_allclose(net(x).softmax(1).detach().numpy(), probs, rtol=1e-4, atol=1e-6)
+
+
+def test_loss_falls_on_a_tiny_batch() -> None:
+    torch.manual_seed(0)
+    module = ClassifierModule(SignLSTM(4, 3, hidden_size=16), lr=1e-2)
+    x, y = torch.randn(12, 10, 4), torch.arange(12) % 3
+    opt = module.configure_optimizers()
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = module.loss(module(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.25 * losses[0]
+
+
+def test_penalties_add_to_the_loss() -> None:
+    net = SignLSTM(4, 3, hidden_size=8)
+    assert float(ClassifierModule(net)._penalty().detach()) == 0.0
+    l1 = float(ClassifierModule(net, l1=0.1)._penalty().detach())
+    expected = 0.1 * sum(p.abs().sum().item() for n, p in net.named_parameters() if n.startswith("lstm.weight_"))
+    assert l1 == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("data", ["synthetic", "auslan", "uea"])
+def test_every_data_group_composes(data: str) -> None:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"data={data}", "classifier.seed=3"])
+    assert cfg.data.source == data
+    assert cfg.classifier.seed == 3 and cfg.classifier.net.hidden_size == 100
+    assert cfg.data.split in ("reference", "session", "given")
+    assert cfg.tracking.uri.startswith("sqlite:///") and cfg.tracking.uri.endswith("mlruns/mlflow.db")
+
+
+def test_key_ignores_reuse_but_not_seed() -> None:
+    data, clf = {"source": "synthetic"}, {"seed": 1, "reuse": True, "lr": 0.003}
+    assert classifier_key(data, "f", clf) == classifier_key(data, "f", {**clf, "reuse": False})
+    assert classifier_key(data, "f", clf) != classifier_key(data, "f", {**clf, "seed": 2})
+    assert classifier_key(data, "f", clf) != classifier_key(data, "g", clf)
+
+
+def _run(tmp_path: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    args = [RUN, *TINY, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={tmp_path}/out", *overrides]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"lstmpaths-run failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _classifier_runs(tmp_path: Path):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("lstmpaths")
+    return client, client.search_runs([experiment.experiment_id], "tags.`lstmpaths.stage` = 'classifier'")
+
+
+def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
+    first = _run(tmp_path)
+    assert "(trained)" in first.stdout
+    client, runs = _classifier_runs(tmp_path)
+    (run,) = runs
+    assert run.info.status == "FINISHED"
+    for metric in ("train_acc", "val_acc", "test_acc", "val_loss", "test_macro_f1", "epochs"):
+        assert metric in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "epoch/val_loss")) == 4  # per-epoch curve
+    assert run.data.params["classifier.net.hidden_size"] == "16"
+    assert run.data.params["data.source"] == "synthetic"
+    for tag in ("lstmpaths.git_commit", "lstmpaths.data_fingerprint", "lstmpaths.data_source", "lstmpaths.split"):
+        assert run.data.tags[tag]
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    names |= {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    for artifact in ("classifier.pt", "activations.npz", "config.yaml", "per_class_accuracy.csv",
+                     "misclassified.csv", "figures/confusion_test.png"):
+        assert artifact in names
+    local = Path(client.download_artifacts(run.info.run_id, "activations.npz", str(tmp_path)))
+    with np.load(local) as npz:
+        assert npz["activations"].shape == (len(npz["labels"]), 90, 16)
+        assert npz["activations"].dtype == np.float16
+        assert set(npz["part"]) == {"train", "val", "test"}
+    state = torch.load(Path(client.download_artifacts(run.info.run_id, "classifier.pt", str(tmp_path))), weights_only=True)
+    assert state["state_dict"]["lstm.weight_ih_l0"].shape == (64, 22)
+
+    second = _run(tmp_path)
+    assert "(reused)" in second.stdout and "epoch 1/" not in second.stderr
+    assert len(_classifier_runs(tmp_path)[1]) == 1
+
+    forced = _run(tmp_path, "classifier.reuse=false")
+    assert "(trained)" in forced.stdout
+    metrics = sorted((r.data.metrics["test_acc"], r.data.metrics["val_loss"]) for r in _classifier_runs(tmp_path)[1])
+    assert metrics[0] == metrics[1]  # same seed on CPU, same metrics
+
+
+def test_concurrent_start_trains_once(tmp_path: Path) -> None:
+    args = [RUN, *TINY, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
+    procs = [
+        subprocess.Popen([*args, f"hydra.run.dir={tmp_path}/out{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    said = sorted("trained" if "(trained)" in o else "reused" for o, _ in outs)
+    assert said == ["reused", "trained"]
+    _, runs = _classifier_runs(tmp_path)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_config_errors_are_one_line(tmp_path: Path) -> None:
+    result = _run(tmp_path, "data.split=weekly", check=False)
+    assert result.returncode != 0
+    assert "data.split='weekly': choose one of reference, session, given" in result.stderr
+    assert "Traceback" not in result.stderr
