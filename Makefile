@@ -23,6 +23,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lstmpaths-data describe synthetic
+	$(BIN)/lstmpaths-run
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -9,14 +9,19 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from hydra import compose, initialize_config_dir
 
+from conftest import REPO
 from lstmpaths.classifier import ClassifierModule, SignLSTM, extract_activations
 from lstmpaths.pipeline import classifier_key
 
 RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
-TINY = ["data.n_signs=10", "data.n_recordings=9", "classifier.max_epochs=4", "classifier.net.hidden_size=16"]
+TINY = [
+    "data.n_signs=10",
+    "data.n_recordings=9",
+    "classifier.max_epochs=4",
+    "classifier.net.hidden_size=16",
+]
 
 
 def test_shapes() -> None:
@@ -50,7 +55,9 @@ def test_penalties_add_to_the_loss() -> None:
     net = SignLSTM(4, 3, hidden_size=8)
     assert float(ClassifierModule(net)._penalty().detach()) == 0.0
     l1 = float(ClassifierModule(net, l1=0.1)._penalty().detach())
-    expected = 0.1 * sum(p.abs().sum().item() for n, p in net.named_parameters() if n.startswith("lstm.weight_"))
+    expected = 0.1 * sum(
+        p.abs().sum().item() for n, p in net.named_parameters() if n.startswith("lstm.weight_")
+    )
     assert l1 == pytest.approx(expected, rel=1e-5)
 
 
@@ -61,7 +68,9 @@ def test_every_data_group_composes(data: str) -> None:
     assert cfg.data.source == data
     assert cfg.classifier.seed == 3 and cfg.classifier.net.hidden_size == 100
     assert cfg.data.split in ("reference", "session", "given")
-    assert cfg.tracking.uri.startswith("sqlite:///") and cfg.tracking.uri.endswith("mlruns/mlflow.db")
+    assert cfg.tracking.uri.startswith("sqlite:///") and cfg.tracking.uri.endswith(
+        "mlruns/mlflow.db"
+    )
 
 
 def test_key_ignores_reuse_but_not_seed() -> None:
@@ -72,7 +81,13 @@ def test_key_ignores_reuse_but_not_seed() -> None:
 
 
 def _run(tmp_path: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    args = [RUN, *TINY, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={tmp_path}/out", *overrides]
+    args = [
+        RUN,
+        *TINY,
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/out",
+        *overrides,
+    ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"lstmpaths-run failed:\n{result.stdout}\n{result.stderr}")
@@ -82,7 +97,9 @@ def _run(tmp_path: Path, *overrides: str, check: bool = True) -> subprocess.Comp
 def _classifier_runs(tmp_path: Path):
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("lstmpaths")
-    return client, client.search_runs([experiment.experiment_id], "tags.`lstmpaths.stage` = 'classifier'")
+    return client, client.search_runs(
+        [experiment.experiment_id], "tags.`lstmpaths.stage` = 'classifier'"
+    )
 
 
 def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
@@ -96,19 +113,33 @@ def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
     assert len(client.get_metric_history(run.info.run_id, "epoch/val_loss")) == 4  # per-epoch curve
     assert run.data.params["classifier.net.hidden_size"] == "16"
     assert run.data.params["data.source"] == "synthetic"
-    for tag in ("lstmpaths.git_commit", "lstmpaths.data_fingerprint", "lstmpaths.data_source", "lstmpaths.split"):
+    for tag in (
+        "lstmpaths.git_commit",
+        "lstmpaths.data_fingerprint",
+        "lstmpaths.data_source",
+        "lstmpaths.split",
+    ):
         assert run.data.tags[tag]
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     names |= {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    for artifact in ("classifier.pt", "activations.npz", "config.yaml", "per_class_accuracy.csv",
-                     "misclassified.csv", "figures/confusion_test.png"):
+    for artifact in (
+        "classifier.pt",
+        "activations.npz",
+        "config.yaml",
+        "per_class_accuracy.csv",
+        "misclassified.csv",
+        "figures/confusion_test.png",
+    ):
         assert artifact in names
     local = Path(client.download_artifacts(run.info.run_id, "activations.npz", str(tmp_path)))
     with np.load(local) as npz:
         assert npz["activations"].shape == (len(npz["labels"]), 90, 16)
         assert npz["activations"].dtype == np.float16
         assert set(npz["part"]) == {"train", "val", "test"}
-    state = torch.load(Path(client.download_artifacts(run.info.run_id, "classifier.pt", str(tmp_path))), weights_only=True)
+    state = torch.load(
+        Path(client.download_artifacts(run.info.run_id, "classifier.pt", str(tmp_path))),
+        weights_only=True,
+    )
     assert state["state_dict"]["lstm.weight_ih_l0"].shape == (64, 22)
 
     second = _run(tmp_path)
@@ -117,14 +148,22 @@ def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
 
     forced = _run(tmp_path, "classifier.reuse=false")
     assert "(trained)" in forced.stdout
-    metrics = sorted((r.data.metrics["test_acc"], r.data.metrics["val_loss"]) for r in _classifier_runs(tmp_path)[1])
+    metrics = sorted(
+        (r.data.metrics["test_acc"], r.data.metrics["val_loss"])
+        for r in _classifier_runs(tmp_path)[1]
+    )
     assert metrics[0] == metrics[1]  # same seed on CPU, same metrics
 
 
 def test_concurrent_start_trains_once(tmp_path: Path) -> None:
     args = [RUN, *TINY, f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
     procs = [
-        subprocess.Popen([*args, f"hydra.run.dir={tmp_path}/out{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*args, f"hydra.run.dir={tmp_path}/out{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     outs = [p.communicate(timeout=600) for p in procs]

@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tiny_members, write_tar, write_zip
 
+from conftest import REPO, tiny_members, write_tar, write_zip
 from lstmpaths.cli_data import main
 
 CLI = [sys.executable, "-m", "lstmpaths.cli_data"]
@@ -23,7 +23,15 @@ CLI = [sys.executable, "-m", "lstmpaths.cli_data"]
 def test_describe_synthetic_json(capsys) -> None:
     assert main(["describe", "synthetic", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    for key in ("n_sequences", "n_classes", "n_channels", "length_min", "length_median", "length_max", "dropped"):
+    for key in (
+        "n_sequences",
+        "n_classes",
+        "n_channels",
+        "length_min",
+        "length_median",
+        "length_max",
+        "dropped",
+    ):
         assert key in summary
     assert summary["n_classes"] == 94 and summary["n_channels"] == 22
     assert summary["planted"]["extension_pairs"] == 6
@@ -32,8 +40,17 @@ def test_describe_synthetic_json(capsys) -> None:
 @pytest.mark.realdata
 def test_describe_real_archive_json(auslan_archive: Path) -> None:
     out = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "lstmpaths-data"), "describe", "auslan", "--path", str(auslan_archive), "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            str(REPO / ".venv" / "bin" / "lstmpaths-data"),
+            "describe",
+            "auslan",
+            "--path",
+            str(auslan_archive),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     summary = json.loads(out)
     assert (summary["n_sequences"], summary["n_classes"], summary["n_channels"]) == (2528, 94, 22)
@@ -51,7 +68,9 @@ def test_describe_text_and_uea(tmp_path: Path, capsys) -> None:
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = write_tar(tmp_path / "bad.tar.gz", {"tctodd1/drink-1.tsd": "1\t2\n"})
-    result = subprocess.run([*CLI, "describe", "auslan", "--path", str(bad)], capture_output=True, text=True)
+    result = subprocess.run(
+        [*CLI, "describe", "auslan", "--path", str(bad)], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "bad.tar.gz:tctodd1/drink-1.tsd, line 1: 2 columns, expected 22" in result.stderr
@@ -90,7 +109,10 @@ def test_download_of_zip_wrapping_the_archive(http_root, tmp_path: Path) -> None
     root, base = http_root
     inner = write_tar(tmp_path / "tctodd.tar.gz", tiny_members())
     write_zip(root / "auslan.zip", {"tctodd.tar.gz": inner.read_bytes()})
-    assert main(["download", "auslan", "--dest", str(tmp_path / "d"), "--url", f"{base}/auslan.zip"]) == 0
+    assert (
+        main(["download", "auslan", "--dest", str(tmp_path / "d"), "--url", f"{base}/auslan.zip"])
+        == 0
+    )
     assert (tmp_path / "d" / "auslan.zip").is_file()
 
 
@@ -121,7 +143,19 @@ def test_offline_download_says_what_to_do(tmp_path: Path, capsys) -> None:
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert main(["download", "auslan", "--dest", str(tmp_path), "--url", f"http://127.0.0.1:{port}/tctodd.tar.gz"]) == 2
+    assert (
+        main(
+            [
+                "download",
+                "auslan",
+                "--dest",
+                str(tmp_path),
+                "--url",
+                f"http://127.0.0.1:{port}/tctodd.tar.gz",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "cannot reach" in err and "data.path=" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
