@@ -41,3 +41,354 @@ def confusion_figure(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- paths
+
+TIME_CMAP = "viridis"
+
+
+def _display(codes: np.ndarray, log1p: bool) -> np.ndarray:
+    from lstmpaths.metrics import log1p_display
+
+    return log1p_display(codes) if log1p else codes
+
+
+def _axes_labels(ax, log1p: bool, k: int = 2) -> None:
+    name = "sign(z)·log1p(|z|)" if log1p else "z"
+    ax.set_xlabel(f"{name}, bottleneck unit 1")
+    ax.set_ylabel(f"{name}, bottleneck unit 2")
+    if k == 3:
+        ax.set_zlabel(f"{name}, unit 3")
+
+
+def _label_ends(
+    ax,
+    ends: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    max_labels: int,
+    fontsize: float,
+) -> None:
+    """One name per sign, at the median end point of its paths (never one per path)."""
+    from matplotlib import patheffects
+
+    signs = np.unique(labels)
+    if len(signs) > max_labels:  # spread the labelled signs evenly over the list
+        signs = signs[np.linspace(0, len(signs) - 1, max_labels).round().astype(int)]
+    for c in signs:
+        x, y = np.median(ends[labels == c], axis=0)[:2]
+        text = ax.text(x, y, class_names[c], fontsize=fontsize, ha="center", va="bottom", zorder=5)
+        text.set_path_effects([patheffects.withStroke(linewidth=2.2, foreground="white")])
+
+
+def paths_figure(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    path: Path,
+    title: str,
+    log1p: bool = True,
+    max_labels: int = 94,
+    highlight: dict[int, str] | None = None,
+) -> Path:
+    """Paths in the bottleneck plane: points coloured by time step, a thin dark line per path.
+
+    codes: (N, T, >=2). highlight: {class index: colour} draws those signs' lines in colour
+    (the sign-group figures); points keep the time colouring so direction stays readable.
+    """
+    from matplotlib.collections import LineCollection
+
+    xy = _display(codes[..., :2], log1p)
+    n, t, _ = xy.shape
+    fig, ax = plt.subplots(figsize=(12, 10))
+    line_colors = [highlight.get(int(c), "0.2") for c in labels] if highlight else "0.15"
+    ax.add_collection(
+        LineCollection(
+            xy,
+            colors=line_colors,
+            linewidths=0.5 if not highlight else 0.9,
+            alpha=0.25 if not highlight else 0.6,
+            zorder=1,
+        )
+    )
+    size = 1.5 if n > 300 else 6
+    steps = np.broadcast_to(np.arange(t), (n, t))
+    sc = ax.scatter(
+        xy[..., 0].ravel(),
+        xy[..., 1].ravel(),
+        c=steps.ravel(),
+        cmap=TIME_CMAP,
+        vmin=0,
+        vmax=t - 1,
+        s=size,
+        alpha=0.6 if n > 300 else 0.8,
+        linewidths=0,
+        zorder=2,
+        rasterized=True,
+    )
+    fig.colorbar(sc, ax=ax, fraction=0.04, pad=0.02, label="time step")
+    _label_ends(
+        ax, xy[:, -1], labels, class_names, max_labels, 8 if len(np.unique(labels)) > 20 else 11
+    )
+    if highlight:
+        from matplotlib.lines import Line2D
+
+        handles = [
+            Line2D([], [], color=col, lw=2, label=class_names[c]) for c, col in highlight.items()
+        ]
+        ax.legend(handles=handles, loc="best", fontsize=10)
+    ax.autoscale()
+    ax.margins(0.04)
+    _axes_labels(ax, log1p)
+    ax.set_title(title, fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def last_step_figure(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    path: Path,
+    title: str,
+    log1p: bool = True,
+) -> Path:
+    """The last-step points only: the 2-D image of what the classification layer sees."""
+    xy = _display(codes[:, -1, :2], log1p)
+    fig, ax = plt.subplots(figsize=(12, 10))
+    cmap = plt.get_cmap("tab20")
+    ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(c % 20) for c in labels], s=14, alpha=0.8, linewidths=0)
+    _label_ends(ax, xy, labels, class_names, 94, 8 if len(np.unique(labels)) > 20 else 11)
+    ax.margins(0.04)
+    _axes_labels(ax, log1p)
+    ax.set_title(title, fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def paths_3d_figure(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    path: Path,
+    title: str,
+    log1p: bool = True,
+    max_labels: int = 30,
+) -> Path:
+    xyz = _display(codes[..., :3], log1p)
+    n, t, _ = xyz.shape
+    fig = plt.figure(figsize=(12, 10))
+    ax = fig.add_subplot(projection="3d")
+    steps = np.broadcast_to(np.arange(t), (n, t))
+    sc = ax.scatter(
+        *(xyz[..., i].ravel() for i in range(3)),
+        c=steps.ravel(),
+        cmap=TIME_CMAP,
+        s=1.0,
+        alpha=0.5,
+        linewidths=0,
+        rasterized=True,
+    )
+    signs = np.unique(labels)
+    if len(signs) > max_labels:
+        signs = signs[np.linspace(0, len(signs) - 1, max_labels).round().astype(int)]
+    for c in signs:
+        x, y, z = np.median(xyz[labels == c, -1], axis=0)
+        ax.text(x, y, z, class_names[c], fontsize=8)
+    fig.colorbar(sc, ax=ax, fraction=0.03, pad=0.06, label="time step")
+    _axes_labels(ax, log1p, k=3)
+    ax.view_init(elev=22, azim=-60)
+    ax.set_title(title, fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def hands_figure(
+    codes: np.ndarray, one_handed: np.ndarray, path: Path, title: str, log1p: bool = True
+) -> Path:
+    """Paths coloured by one- (cyan) vs two-handed (magenta) sign, the study's colours."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    xy = _display(codes[..., :2], log1p)
+    fig, ax = plt.subplots(figsize=(12, 10))
+    for mask, colour in ((one_handed, "c"), (~one_handed, "m")):
+        ax.add_collection(LineCollection(xy[mask], colors=colour, linewidths=0.5, alpha=0.35))
+    ax.autoscale()
+    ax.margins(0.04)
+    ax.legend(
+        handles=[
+            Line2D([], [], color="c", label=f"one-handed ({one_handed.sum()})"),
+            Line2D([], [], color="m", label=f"two-handed ({(~one_handed).sum()})"),
+        ],
+        loc="best",
+    )
+    _axes_labels(ax, log1p)
+    ax.set_title(title, fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def ratio_histogram(ratios: np.ndarray, threshold: float, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.hist(ratios, bins=60, color="0.4")
+    ax.axvline(threshold, color="crimson", lw=1.5, label=f"threshold {threshold:g}")
+    ax.set_xlabel(
+        "left-hand / right-hand movement (mean of the smallest frame-to-frame differences)"
+    )
+    ax.set_ylabel("sequences")
+    ax.set_title("Hand-usage heuristic: below the threshold = one-handed")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def misclassified_figure(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    picks: np.ndarray,
+    class_names: list[str],
+    path: Path,
+    title: str,
+    background: np.ndarray | None = None,
+    log1p: bool = True,
+    max_panels: int = 12,
+) -> Path:
+    """One panel per misclassified sequence: its path (black), the paths of its true sign (blue)
+    and of the predicted sign (orange), over all training paths in light grey."""
+    from matplotlib.collections import LineCollection
+
+    picks = picks[:max_panels]
+    cols = min(4, max(1, len(picks)))
+    rows = max(1, int(np.ceil(len(picks) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
+    xy = _display(codes[..., :2], log1p)
+    bg = xy if background is None else xy[background]
+    bg_labels = labels if background is None else labels[background]
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), picks, strict=False):
+        ax.axis("on")
+        ax.add_collection(LineCollection(bg, colors="0.85", linewidths=0.3))
+        ax.add_collection(
+            LineCollection(bg[bg_labels == labels[i]], colors="tab:blue", linewidths=0.7, alpha=0.6)
+        )
+        ax.add_collection(
+            LineCollection(
+                bg[bg_labels == predictions[i]], colors="tab:orange", linewidths=0.7, alpha=0.6
+            )
+        )
+        ax.plot(xy[i, :, 0], xy[i, :, 1], color="black", lw=1.6)
+        ax.plot(xy[i, -1, 0], xy[i, -1, 1], "o", color="black", ms=4)
+        ax.autoscale()
+        ax.set_title(
+            f"true {class_names[labels[i]]} (blue)\npredicted {class_names[predictions[i]]} (orange)",
+            fontsize=9,
+        )
+        ax.tick_params(labelsize=7)
+    if len(picks) == 0:
+        axes[0, 0].text(0.5, 0.5, "no misclassified sequences", ha="center", va="center")
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def paths_animation(
+    codes: np.ndarray, path: Path, title: str, log1p: bool = True, frames: int = 30
+) -> Path:
+    """A GIF of the paths growing step by step (Pillow writer: no ffmpeg needed)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.collections import LineCollection
+
+    xy = _display(codes[..., :2], log1p)
+    n, t, _ = xy.shape
+    fig, ax = plt.subplots(figsize=(7, 6))
+    lo, hi = xy.reshape(-1, 2).min(0), xy.reshape(-1, 2).max(0)
+    pad = 0.04 * (hi - lo)
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    lines = LineCollection([], colors="0.2", linewidths=0.4, alpha=0.35)
+    ax.add_collection(lines)
+    heads = ax.scatter([], [], s=3, c=[], cmap=TIME_CMAP, vmin=0, vmax=t - 1)
+    label = ax.set_title(title)
+    ends = np.unique(np.linspace(2, t, frames).round().astype(int))
+
+    def draw(end: int):
+        lines.set_segments(list(xy[:, :end]))
+        heads.set_offsets(xy[:, end - 1])
+        heads.set_array(np.full(n, end - 1))
+        label.set_text(f"{title} — step {end}/{t}")
+        return lines, heads
+
+    FuncAnimation(fig, draw, frames=ends, blit=False).save(path, writer=PillowWriter(fps=6), dpi=70)
+    plt.close(fig)
+    return path
+
+
+def interactive_paths(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    ids: list[str],
+    class_names: list[str],
+    path: Path,
+    title: str,
+    log1p: bool = True,
+    every: int = 2,
+) -> Path:
+    """A self-contained HTML figure: zoom/pan, hover (sign, sequence id, step, prediction), and
+    one legend entry per sign to show/hide it. Replaces the study's 50x40-inch PNG."""
+    import plotly.graph_objects as go
+
+    xy = _display(codes[..., :2], log1p)
+    n, t, _ = xy.shape
+    steps = np.unique(np.r_[np.arange(0, t, every), t - 1])
+    fig = go.Figure()
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        xs, ys, custom = [], [], []
+        for i in members:
+            xs += [*xy[i, steps, 0].round(4).tolist(), None]
+            ys += [*xy[i, steps, 1].round(4).tolist(), None]
+            custom += [[ids[i], int(s), class_names[predictions[i]]] for s in steps] + [
+                [None, None, None]
+            ]
+        fig.add_trace(
+            go.Scattergl(
+                x=xs,
+                y=ys,
+                customdata=custom,
+                mode="lines+markers",
+                name=class_names[c],
+                line={"width": 0.8},
+                marker={"size": 3},
+                opacity=0.7,
+                hovertemplate=f"<b>{class_names[c]}</b><br>%{{customdata[0]}}<br>step %{{customdata[1]}}"
+                "<br>predicted %{customdata[2]}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        width=1200,
+        height=900,
+        template="plotly_white",
+        legend={"title": "sign (click: hide/show, double-click: only this)", "font": {"size": 10}},
+        xaxis_title="unit 1" + (" (log1p)" if log1p else ""),
+        yaxis_title="unit 2" + (" (log1p)" if log1p else ""),
+    )
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    return path

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lstmpaths.data import SequenceSet, padded_length
+from lstmpaths.errors import ConfigError
 from lstmpaths.sources import load_source
 from lstmpaths.splits import Split, make_split
 from lstmpaths.tracking import (
@@ -352,3 +353,358 @@ class EpochProgress(Callback):
             file=sys.stderr,
             flush=True,
         )
+
+
+# --------------------------------------------------------------------------- projection stage
+
+GLOVE_CHANNELS = 22  # the hand heuristic needs the two-glove layout (11 channels per hand)
+
+
+def load_activations(uri: str, run_id: str, folder: str) -> dict[str, np.ndarray]:
+    from lstmpaths.tracking import client
+
+    local = client(uri).download_artifacts(run_id, "activations.npz", folder)
+    with np.load(local, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def sign_groups(cfg: DictConfig, class_names: list[str], truth: dict | None) -> list[list[str]]:
+    """The configured sign groups, or (synthetic, groups=null) one of each planted relation."""
+    groups = cfg.figures.get("groups")
+    if groups is None:
+        if truth is None:
+            return []
+        picks = truth["extension_pairs"][:1] + truth["near_twins"][:1] + truth["control_pairs"][:1]
+        picks += [[m["sign"]] for m in truth["mislabelled"][:1]]
+        return [list(p) for p in picks]
+    groups = [
+        list(g)
+        for g in (
+            OmegaConf.to_container(groups, resolve=True) if OmegaConf.is_config(groups) else groups
+        )
+    ]
+    known = set(class_names)
+    for group in groups:
+        unknown = [s for s in group if s not in known]
+        if unknown:
+            close = sorted(known, key=lambda k: -_similarity(k, unknown[0]))[:5]
+            raise ConfigError(f"figures.groups: unknown sign(s) {unknown}; close names: {close}")
+    return groups
+
+
+def _similarity(a: str, b: str) -> float:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
+
+
+def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[str, float]:
+    """DAE on the classifier's activations -> paths -> figures -> metrics, as one MLflow run."""
+    from lstmpaths.autoencoder import check_settings
+
+    ae = cfg.autoencoder
+    check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
+    uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
+    experiment_id = ensure_experiment(uri, experiment)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten({k: resolved[k] for k in ("data", "classifier", "autoencoder", "figures")})
+    tags = {
+        STAGE_TAG: "paths",
+        "lstmpaths.classifier_run_id": outcome.run_id,
+        "lstmpaths.classifier_key": outcome.key,
+        "lstmpaths.data_source": str(cfg.data.source),
+    }
+    run_name = f"paths-{ae.activation}-k{ae.bottleneck}-noise{ae.noise}-seed{ae.seed}"
+    with (
+        tracked_run(uri, experiment_id, run_name, tags, params) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        started = time.perf_counter()
+        arrays = load_activations(uri, outcome.run_id, tmp)
+        prepared = prepare_data(cfg.data)
+        metrics, files = _project(cfg, arrays, prepared, Path(tmp), run.info.run_id)
+        metrics["job_seconds"] = time.perf_counter() - started
+        from lstmpaths.tracking import client
+
+        mlflow_client = client(uri)
+        for name, value in metrics.items():
+            mlflow_client.log_metric(run.info.run_id, name, float(value))
+        for path in files:
+            mlflow_client.log_artifact(
+                run.info.run_id,
+                str(path),
+                "figures" if path.suffix in (".png", ".gif", ".html") else None,
+            )
+        log.info(
+            "paths run %s: %s",
+            run.info.run_id,
+            ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
+        )
+        return metrics
+
+
+def _project(
+    cfg: DictConfig, arrays: dict, prepared: Prepared, tmp: Path, run_id: str
+) -> tuple[dict[str, float], list[Path]]:
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from lstmpaths import figures as fig
+    from lstmpaths.autoencoder import (
+        AutoencoderModule,
+        DenoisingAutoencoder,
+        encode,
+        reconstruction_mse,
+        training_vectors,
+    )
+    from lstmpaths.data import pad_front
+    from lstmpaths.metrics import (
+        continuity,
+        hand_ratio,
+        hand_separation,
+        pca_codes,
+        subsample,
+        trustworthiness,
+    )
+
+    ae, figs = cfg.autoencoder, cfg.figures
+    acts = arrays["activations"].astype(np.float32)
+    labels, predictions, part = arrays["labels"], arrays["predictions"], arrays["part"]
+    lengths, ids = arrays["lengths"], [str(s) for s in arrays["ids"]]
+    class_names = [str(s) for s in arrays["class_names"]]
+    train = np.flatnonzero(part == "train")
+
+    # --- train the autoencoder on shuffled per-step vectors of the training sequences
+    vectors = training_vectors(acts[train], lengths[train], str(ae.window), tuple(ae.study_steps))
+    rng = np.random.default_rng(int(ae.seed))
+    order = rng.permutation(len(vectors))
+    n_val = max(1, int(round(float(ae.val_fraction) * len(vectors))))
+    val_vectors, fit_vectors = vectors[order[:n_val]], vectors[order[n_val:]]
+    L.seed_everything(int(ae.seed), verbose=False)
+    net = DenoisingAutoencoder(
+        acts.shape[2], int(ae.bottleneck), str(ae.activation), tuple(ae.widths), float(ae.noise)
+    )
+    module = AutoencoderModule(net, lr=float(ae.lr))
+    best = BestWeights("epoch/val_mse")
+    trainer = L.Trainer(
+        max_epochs=int(ae.max_epochs),
+        callbacks=[EarlyStopping(monitor="epoch/val_mse", patience=int(ae.patience)), best],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        accelerator="cpu",
+    )
+    started = time.perf_counter()
+    trainer.fit(
+        module,
+        train_dataloaders=VectorBatches(
+            fit_vectors, int(ae.batch_size), shuffle=True, seed=int(ae.seed)
+        ),
+        val_dataloaders=VectorBatches(val_vectors, 8192, shuffle=False),
+    )
+    dae_seconds = time.perf_counter() - started
+    net.load_state_dict(best.state)
+
+    # --- paths: every sequence's every step, in one batched call
+    started = time.perf_counter()
+    codes = encode(net, acts)
+    encode_seconds = time.perf_counter() - started
+    k = int(ae.bottleneck)
+    metrics: dict[str, float] = {
+        "recon_mse_val": reconstruction_mse(net, val_vectors),
+        "dae_epochs": float(trainer.current_epoch),
+        "dae_best_epoch": float(best.epoch),
+        "dae_seconds": dae_seconds,
+        "encode_seconds": encode_seconds,
+    }
+    # --- faithfulness against the 100-D vectors, and the PCA baseline on the same points
+    pick = subsample(len(vectors), int(figs.metrics_subsample), seed=0)
+    high = vectors[pick]
+    low = encode(net, high)
+    low_pca = pca_codes(high, k, fit_on=vectors)
+    m_k = int(figs.metrics_k)
+    metrics.update(
+        trustworthiness=trustworthiness(high, low, m_k),
+        continuity=continuity(high, low, m_k),
+        pca_trustworthiness=trustworthiness(high, low_pca, m_k),
+        pca_continuity=continuity(high, low_pca, m_k),
+    )
+
+    out: list[Path] = []
+    np.savez_compressed(
+        tmp / "paths.npz",
+        codes=codes.astype(np.float32),
+        labels=labels,
+        predictions=predictions,
+        part=part,
+        ids=np.array(ids),
+        lengths=lengths,
+        class_names=np.array(class_names),
+    )
+    out.append(tmp / "paths.npz")
+    torch.save(net.state_dict(), tmp / "autoencoder.pt")
+    out.append(tmp / "autoencoder.pt")
+
+    # --- figures
+    started = time.perf_counter()
+    log1p = bool(figs.log1p)
+    desc = f"{ae.activation} bottleneck, noise {ae.noise}, seed {ae.seed}"
+    tr_codes, tr_labels = codes[train], labels[train]
+    out.append(
+        fig.paths_figure(
+            tr_codes,
+            tr_labels,
+            class_names,
+            tmp / "paths.png",
+            f"LSTM activations: {len(train)} training paths ({desc})",
+            log1p,
+        )
+    )
+    out.append(
+        fig.last_step_figure(
+            tr_codes,
+            tr_labels,
+            class_names,
+            tmp / "last_step.png",
+            f"Last-step points of the training paths ({desc})",
+            log1p,
+        )
+    )
+    if k == 3:
+        out.append(
+            fig.paths_3d_figure(
+                tr_codes,
+                tr_labels,
+                class_names,
+                tmp / "paths_3d.png",
+                f"Training paths in 3-D ({desc})",
+                log1p,
+            )
+        )
+    data = prepared.data
+    if data.n_channels == GLOVE_CHANNELS and data.channel_names[0] == "l_x":
+        if list(data.ids) != ids:
+            raise ConfigError(
+                "the data no longer match the classifier's activations (ids differ); rerun with classifier.reuse=false"
+            )
+        raw = pad_front(data.sequences, acts.shape[1])
+        ratios = np.array(
+            [hand_ratio(r[:, :11], r[:, 11:], int(figs.hand_n_smallest)) for r in raw]
+        )
+        one = ratios < float(figs.hand_threshold)
+        metrics["hand_separation"] = hand_separation(tr_codes[:, -1], one[train])
+        metrics["one_handed_share"] = float(one.mean())
+        out.append(
+            fig.hands_figure(
+                tr_codes,
+                one[train],
+                tmp / "hands.png",
+                f"One-handed (cyan) vs two-handed (magenta) training paths ({desc})",
+                log1p,
+            )
+        )
+        out.append(
+            fig.ratio_histogram(ratios, float(figs.hand_threshold), tmp / "hand_ratio_hist.png")
+        )
+        with (tmp / "hand_usage.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "sign", "ratio", "one_handed"])
+            writer.writerows(
+                [ids[i], class_names[labels[i]], f"{ratios[i]:.4f}", int(one[i])]
+                for i in range(len(ids))
+            )
+        out.append(tmp / "hand_usage.csv")
+    else:
+        log.info(
+            "hand usage figures skipped: the data are not two-glove recordings (%d channels)",
+            data.n_channels,
+        )
+    for group in sign_groups(cfg, class_names, data.truth):
+        members = [class_names.index(s) for s in group]
+        mask = np.isin(tr_labels, members)
+        palette = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
+        out.append(
+            fig.paths_figure(
+                tr_codes[mask],
+                tr_labels[mask],
+                class_names,
+                tmp / f"group_{'_'.join(group)}.png",
+                f"{' / '.join(group)} ({desc})",
+                log1p,
+                highlight={c: palette[j % len(palette)] for j, c in enumerate(members)},
+            )
+        )
+    for name in ("train", "val", "test"):
+        idx = np.flatnonzero((part == name) & (predictions != labels))
+        out.append(
+            fig.misclassified_figure(
+                codes,
+                labels,
+                predictions,
+                idx,
+                class_names,
+                tmp / f"misclassified_{name}.png",
+                f"Misclassified {name} sequences: {len(idx)}",
+                background=train,
+                log1p=log1p,
+                max_panels=int(figs.max_misclassified_panels),
+            )
+        )
+    if figs.animation:
+        out.append(fig.paths_animation(tr_codes, tmp / "paths.gif", "Training paths", log1p))
+    if figs.interactive:
+        out.append(
+            fig.interactive_paths(
+                codes,
+                labels,
+                predictions,
+                ids,
+                class_names,
+                tmp / "paths.html",
+                f"LSTM paths, all {len(ids)} sequences ({desc})",
+                log1p,
+            )
+        )
+    metrics["figures_seconds"] = time.perf_counter() - started
+    return metrics, out
+
+
+class BestWeights(Callback):
+    """Keeps a copy of the weights at the best monitored value (in memory, no checkpoint file)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor, self.best, self.state, self.epoch = monitor, float("inf"), None, -1
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        value = float(trainer.callback_metrics[self.monitor])
+        if value < self.best:
+            self.best, self.epoch = value, trainer.current_epoch
+            self.state = {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
+
+
+class VectorBatches:
+    """Index-sliced batches over an in-memory array: one tensor slice per batch, no collate."""
+
+    def __init__(self, vectors: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        import torch
+
+        self.x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        import torch
+
+        order = torch.randperm(len(self.x), generator=self.generator) if self.shuffle else None
+        for start in range(0, len(self.x), self.batch_size):
+            if order is None:
+                yield (self.x[start : start + self.batch_size],)
+            else:
+                yield (self.x[order[start : start + self.batch_size]],)

@@ -1,6 +1,7 @@
 """`lstmpaths-run`: the main job, a Hydra app (so `-m` multirun works).
 
-Stages: data -> classifier (trained once per key, else reused) -> activations.
+Stages: data -> classifier (trained once per key, else reused) -> activations ->
+denoising autoencoder -> paths -> figures and projection metrics.
 """
 
 from __future__ import annotations
@@ -44,15 +45,23 @@ def silence_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=".*The ``noload`` loader strategy is deprecated.*")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per local copy
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+        "matplotlib.animation",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_job(cfg: DictConfig) -> float:
     import torch
 
-    from lstmpaths.pipeline import run_classifier_stage
+    from lstmpaths.errors import ConfigError
+    from lstmpaths.pipeline import run_classifier_stage, run_projection_stage
 
+    if cfg.stage not in ("classifier", "paths"):
+        raise ConfigError(f"stage={cfg.stage!r}: choose classifier or paths")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     outcome = run_classifier_stage(cfg)
@@ -60,7 +69,15 @@ def run_job(cfg: DictConfig) -> float:
         f"classifier run {outcome.run_id} ({'reused' if outcome.reused else 'trained'}): "
         f"test_acc {outcome.metrics.get('test_acc', float('nan')):.4f}"
     )
-    return float(outcome.metrics.get("test_acc", float("nan")))
+    if cfg.stage == "classifier":
+        return float(outcome.metrics.get("test_acc", float("nan")))
+    metrics = run_projection_stage(cfg, outcome)
+    print(
+        f"paths: trustworthiness {metrics['trustworthiness']:.3f} (PCA {metrics['pca_trustworthiness']:.3f}), "
+        f"continuity {metrics['continuity']:.3f} (PCA {metrics['pca_continuity']:.3f}), "
+        f"recon_mse_val {metrics['recon_mse_val']:.4g}"
+    )
+    return float(metrics["trustworthiness"])
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

@@ -1,0 +1,138 @@
+"""The denoising autoencoder that squeezes every time step's LSTM output into k = 2 or 3 numbers.
+
+Dense 100 -> 600 -> 150 -> k -> 150 -> 600 -> 100, ReLU in the hidden layers, a chosen
+activation on the bottleneck, linear output. Gaussian noise is added to the input in training
+only; the target is the clean vector.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from lstmpaths.errors import ConfigError
+
+ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+def check_settings(bottleneck: int, activation: str, noise: float) -> None:
+    if bottleneck not in (2, 3):
+        raise ConfigError(f"autoencoder.bottleneck={bottleneck!r}: choose 2 or 3")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(
+            f"autoencoder.activation={activation!r}: choose one of {', '.join(ACTIVATIONS)}"
+        )
+    if not isinstance(noise, int | float) or noise < 0:
+        raise ConfigError(f"autoencoder.noise={noise!r}: the noise sd must be a number >= 0")
+
+
+class DenoisingAutoencoder(nn.Module):
+    def __init__(
+        self,
+        n_inputs: int = 100,
+        bottleneck: int = 2,
+        activation: str = "linear",
+        widths: tuple[int, ...] = (600, 150),
+        noise: float = 0.1,
+    ):
+        super().__init__()
+        check_settings(bottleneck, activation, noise)
+        self.noise = noise
+        enc: list[nn.Module] = []
+        size = n_inputs
+        for w in widths:
+            enc += [nn.Linear(size, w), nn.ReLU()]
+            size = w
+        enc += [nn.Linear(size, bottleneck), ACTIVATIONS[activation]()]
+        dec: list[nn.Module] = []
+        size = bottleneck
+        for w in reversed(widths):
+            dec += [nn.Linear(size, w), nn.ReLU()]
+            size = w
+        dec.append(nn.Linear(size, n_inputs))
+        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.noise > 0:
+            x = x + self.noise * torch.randn_like(x)
+        return self.decoder(self.encoder(x))
+
+
+class AutoencoderModule(L.LightningModule):
+    def __init__(self, net: DenoisingAutoencoder, lr: float = 1e-3):
+        super().__init__()
+        self.net, self.lr = net, lr
+
+    def training_step(self, batch, batch_idx):  # noqa: ARG002
+        (x,) = batch
+        loss = nn.functional.mse_loss(self.net(x), x)
+        self.log("epoch/train_mse", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):  # noqa: ARG002
+        (x,) = batch
+        loss = nn.functional.mse_loss(self.net(x), x)
+        self.log("epoch/val_mse", loss, on_step=False, on_epoch=True, batch_size=len(x))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def training_vectors(
+    activations: np.ndarray,
+    lengths: np.ndarray,
+    window: str,
+    study_steps: tuple[int, int] = (10, 64),
+    still: float = 0.02,
+) -> np.ndarray:
+    """Per-time-step vectors (M, hidden) the autoencoder trains on.
+
+    window="study": steps study_steps[0]..study_steps[1] (inclusive) of the padded sequences,
+    the study's choice for Auslan's 90 steps. window="signal": each sequence's real (unpadded)
+    steps, minus the leading and trailing steps whose activation barely changes (a step is
+    "still" when it moves less than `still` x the sequence's largest step-to-step move).
+    """
+    n, t, _ = activations.shape
+    if window == "study":
+        lo, hi = study_steps
+        if not 0 <= lo <= hi < t:
+            raise ConfigError(
+                f"autoencoder.study_steps={list(study_steps)} do not fit {t} time steps"
+            )
+        return activations[:, lo : hi + 1].reshape(-1, activations.shape[2])
+    if window != "signal":
+        raise ConfigError(f"autoencoder.window={window!r}: choose study or signal")
+    chunks = []
+    for i in range(n):
+        seq = activations[i, t - int(lengths[i]) :]
+        moves = np.linalg.norm(np.diff(seq.astype(np.float32), axis=0), axis=1)
+        if len(moves) == 0:
+            continue
+        active = np.flatnonzero(moves > still * moves.max())
+        if len(active) == 0:
+            continue
+        chunks.append(seq[active[0] : active[-1] + 2])
+    return np.concatenate(chunks)
+
+
+@torch.no_grad()
+def encode(net: DenoisingAutoencoder, vectors: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    """Bottleneck codes of (..., hidden) vectors -> (..., k), in a few large batches."""
+    net.eval()
+    flat = vectors.reshape(-1, vectors.shape[-1])
+    out = [
+        net.encoder(
+            torch.from_numpy(np.ascontiguousarray(flat[i : i + batch_size], dtype=np.float32))
+        ).numpy()
+        for i in range(0, len(flat), batch_size)
+    ]
+    return np.concatenate(out).reshape(*vectors.shape[:-1], -1)
+
+
+@torch.no_grad()
+def reconstruction_mse(net: DenoisingAutoencoder, vectors: np.ndarray) -> float:
+    net.eval()
+    x = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+    return float(nn.functional.mse_loss(net(x), x))
