@@ -42,13 +42,51 @@ class SignLSTM(nn.Module):
         return self.head(self.sequence_outputs(x)[:, -1])
 
 
-class ClassifierModule(L.LightningModule):
-    """Cross-entropy on the logits, Adam, optional L1/L2 on the LSTM's input and recurrent weights."""
+def augment(
+    x: torch.Tensor, noise: float, time_warp: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Training-time augmentation of a front-padded batch (B, T, C).
 
-    def __init__(self, net: nn.Module, lr: float = 3e-3, l1: float = 0.0, l2: float = 0.0):
+    noise: sd of Gaussian noise added to the real (non-padding) frames, in standardised units.
+    time_warp: the batch is resampled in time by a factor in [exp(-w), exp(w)] - signs are made
+    faster or slower - keeping the last step last (front padding absorbs the change).
+    """
+    real = (x.abs().sum(-1, keepdim=True) > 0).to(x.dtype)
+    if noise > 0:
+        x = x + noise * torch.randn(x.shape, generator=generator) * real
+    if time_warp > 0:
+        t = x.shape[1]
+        factor = float(torch.empty(1).uniform_(-time_warp, time_warp, generator=generator).exp())
+        n = max(2, round(t * factor))
+        y = nn.functional.interpolate(
+            x.transpose(1, 2), size=n, mode="linear", align_corners=True
+        ).transpose(1, 2)
+        x = (
+            y[:, -t:]
+            if n >= t
+            else torch.cat([x.new_zeros(x.shape[0], t - n, x.shape[2]), y], dim=1)
+        )
+    return x.contiguous()
+
+
+class ClassifierModule(L.LightningModule):
+    """Cross-entropy on the logits, Adam with learning-rate halving on plateaus, optional
+    augmentation, and optional L1/L2 on the LSTM's input and recurrent weights."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float = 3e-3,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        noise: float = 0.0,
+        time_warp: float = 0.0,
+        lr_patience: int = 10,
+    ):
         super().__init__()
         self.net = net
         self.lr, self.l1, self.l2 = lr, l1, l2
+        self.noise, self.time_warp, self.lr_patience = noise, time_warp, lr_patience
         self.loss = nn.CrossEntropyLoss()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +111,10 @@ class ClassifierModule(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):  # noqa: ARG002
-        loss = self._step(batch, "train")
+        x, y = batch
+        if self.noise or self.time_warp:
+            x = augment(x, self.noise, self.time_warp)
+        loss = self._step((x, y), "train")
         if self.l1 or self.l2:
             loss = loss + self._penalty()
         return loss
@@ -82,7 +123,16 @@ class ClassifierModule(L.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if not self.lr_patience:
+            return optimizer
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.5, patience=self.lr_patience
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": plateau, "monitor": "epoch/val_loss"},
+        }
 
 
 def standardizer(data: SequenceSet, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -176,7 +176,15 @@ def _train_classifier(
         run_id = run.info.run_id
         L.seed_everything(int(clf.seed), workers=True, verbose=False)
         net = instantiate(clf.net, n_channels=data.n_channels, n_classes=len(data.class_names))
-        module = ClassifierModule(net, lr=float(clf.lr), l1=float(clf.l1), l2=float(clf.l2))
+        module = ClassifierModule(
+            net,
+            lr=float(clf.lr),
+            l1=float(clf.l1),
+            l2=float(clf.l2),
+            noise=float(clf.augment.noise),
+            time_warp=float(clf.augment.time_warp),
+            lr_patience=int(clf.lr_patience),
+        )
         datamodule = SequenceDataModule(
             inputs, data.labels, split, int(clf.batch_size), int(clf.seed)
         )

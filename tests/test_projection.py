@@ -1,0 +1,214 @@
+"""Projection stage: the autoencoder, metric functions on hand-made cases, and a full tracked run."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+
+from lstmpaths.autoencoder import DenoisingAutoencoder, encode, training_vectors
+from lstmpaths.errors import ConfigError
+from lstmpaths.metrics import (
+    continuity,
+    hand_ratio,
+    hand_separation,
+    log1p_display,
+    pca_codes,
+    subsample,
+    trustworthiness,
+)
+
+RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("activation", ["linear", "tanh", "relu", "sigmoid"])
+def test_autoencoder_shapes_and_bottleneck_range(k: int, activation: str) -> None:
+    net = DenoisingAutoencoder(100, k, activation)
+    x = torch.randn(7, 100) * 3
+    assert net(x).shape == (7, 100)
+    codes = encode(net, x.numpy().reshape(1, 7, 100))
+    assert codes.shape == (1, 7, k)
+    if activation == "sigmoid":
+        assert codes.min() >= 0 and codes.max() <= 1
+    if activation == "tanh":
+        assert np.abs(codes).max() <= 1
+    if activation == "relu":
+        assert codes.min() >= 0
+    widths = [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [600, 150, k, 150, 600, 100]
+
+
+def test_noise_only_in_training() -> None:
+    torch.manual_seed(0)
+    net = DenoisingAutoencoder(100, 2, noise=0.5)
+    x = torch.randn(4, 100)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    net.train()
+    assert not torch.equal(net(x), net(x))
+    quiet = DenoisingAutoencoder(100, 2, noise=0.0).train()
+    assert torch.equal(quiet(x), quiet(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bottleneck": 4}, "choose 2 or 3"),
+        ({"activation": "gelu"}, "choose one of linear, tanh, relu, sigmoid"),
+        ({"noise": -0.1}, "noise sd must be a number >= 0"),
+    ],
+)
+def test_bad_autoencoder_settings(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        DenoisingAutoencoder(100, **{"bottleneck": 2, **kwargs})
+
+
+def test_training_vector_windows() -> None:
+    acts = np.zeros((2, 20, 3), dtype=np.float32)
+    acts[0, 12:] = np.arange(8)[:, None]  # seq 0: 8 real steps, moving all the way
+    acts[1, 5:] = np.r_[np.zeros(3), np.arange(9), np.full(3, 8.0)][:, None]  # still start and end
+    study = training_vectors(acts, np.array([8, 15]), "study", (2, 11))
+    assert study.shape == (2 * 10, 3)
+    signal = training_vectors(acts, np.array([8, 15]), "signal")
+    # seq 0: all 8 steps; seq 1 (0,0,0,0,1..8,8,8,8): 0..8 kept, 3 still steps at each end dropped
+    assert len(signal) == 8 + 9
+    with pytest.raises(ConfigError, match="choose study or signal"):
+        training_vectors(acts, np.array([8, 15]), "middle")
+    with pytest.raises(ConfigError, match="do not fit 20 time steps"):
+        training_vectors(acts, np.array([8, 15]), "study", (10, 64))
+
+
+def test_isometric_embedding_is_perfectly_trustworthy() -> None:
+    rng = np.random.default_rng(0)
+    low = rng.normal(size=(200, 2))
+    rotation = np.linalg.qr(rng.normal(size=(10, 10)))[0]
+    high = (
+        np.c_[low, np.zeros((200, 8))] @ rotation * 3.0
+    )  # rotated, scaled, padded: same neighbours
+    assert trustworthiness(high, low) == pytest.approx(1.0)
+    assert continuity(high, low) == pytest.approx(1.0)
+    shuffled = low[rng.permutation(200)]
+    assert trustworthiness(high, shuffled) < 0.7 and continuity(high, shuffled) < 0.7
+
+
+def test_pca_baseline_recovers_a_plane() -> None:
+    rng = np.random.default_rng(1)
+    plane = rng.normal(size=(300, 2))
+    high = np.c_[plane, 0.001 * rng.normal(size=(300, 5))]
+    assert trustworthiness(high, pca_codes(high, 2)) > 0.99
+
+
+def test_hand_ratio_by_hand() -> None:
+    left = np.zeros((5, 2))
+    right = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [4, 0]], dtype=float)
+    assert hand_ratio(left, right) == 0.0
+    left2 = right * 0.5
+    # diffs: right |1| four times and 0 four times -> mean 0.5; left half of that
+    assert hand_ratio(left2, right) == pytest.approx(0.5)
+    # keeping only the 2 smallest differences drops the moves: 0 / 0 is guarded
+    assert hand_ratio(left2, right, n_smallest=2) == 0.0
+
+
+def test_hand_separation() -> None:
+    rng = np.random.default_rng(2)
+    apart = np.r_[rng.normal(0, 0.1, (50, 2)), rng.normal(5, 0.1, (50, 2))]
+    label = np.r_[np.ones(50), np.zeros(50)].astype(bool)
+    assert hand_separation(apart, label) == 1.0
+    mixed = rng.normal(0, 1, (100, 2))
+    assert hand_separation(mixed, label) < 0.75
+    assert np.isnan(hand_separation(apart, np.r_[np.ones(98), np.zeros(2)].astype(bool)))
+
+
+def test_log1p_display_and_subsample() -> None:
+    np.testing.assert_allclose(log1p_display(np.array([-np.e + 1, 0, np.e - 1])), [-1, 0, 1])
+    a, b = subsample(10_000, 100, seed=0), subsample(10_000, 100, seed=0)
+    assert np.array_equal(a, b) and len(np.unique(a)) == 100
+    assert np.array_equal(subsample(50, 100), np.arange(50))
+
+
+PATH_FIGURES = {
+    "paths.png",
+    "last_step.png",
+    "hands.png",
+    "hand_ratio_hist.png",
+    "misclassified_train.png",
+    "misclassified_val.png",
+    "misclassified_test.png",
+    "paths.gif",
+    "paths.html",
+}
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_paths_run_logs_every_figure_and_metric(tmp_path: Path, k: int) -> None:
+    args = [
+        RUN,
+        "data.n_signs=12",
+        "data.n_recordings=9",
+        "classifier.max_epochs=3",
+        "classifier.net.hidden_size=16",
+        "autoencoder.max_epochs=3",
+        "autoencoder.widths=[32,8]",
+        f"autoencoder.bottleneck={k}",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/out",
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("lstmpaths")
+    (run,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'paths'")
+    (clf,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'classifier'")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["lstmpaths.classifier_run_id"] == clf.info.run_id
+    for metric in (
+        "recon_mse_val",
+        "trustworthiness",
+        "continuity",
+        "pca_trustworthiness",
+        "pca_continuity",
+        "hand_separation",
+    ):
+        assert 0 <= run.data.metrics[metric] <= 1, metric
+    figures = {
+        a.path.removeprefix("figures/") for a in client.list_artifacts(run.info.run_id, "figures")
+    }
+    expected = PATH_FIGURES | ({"paths_3d.png"} if k == 3 else set())
+    assert expected <= figures
+    assert sum(f.startswith("group_") for f in figures) == 4  # one per planted relation kind
+    local = client.download_artifacts(run.info.run_id, "paths.npz", str(tmp_path))
+    with np.load(local) as npz:
+        assert npz["codes"].shape[1:] == (90, k) and len(npz["codes"]) == len(npz["labels"]) == len(
+            npz["ids"]
+        )
+    html = Path(
+        client.download_artifacts(run.info.run_id, "figures/paths.html", str(tmp_path))
+    ).read_text()
+    assert "plotly" in html and "sign00" in html and "<script" in html
+
+
+def test_unknown_sign_in_groups_is_a_clear_error(tmp_path: Path) -> None:
+    args = [
+        RUN,
+        "data.n_signs=10",
+        "data.n_recordings=6",
+        "classifier.max_epochs=1",
+        "classifier.net.hidden_size=8",
+        "autoencoder.max_epochs=1",
+        "autoencoder.widths=[16,8]",
+        "figures.groups=[[sign01,drnk]]",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/out",
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert (
+        "figures.groups: unknown sign(s) ['drnk']" in result.stderr
+        and "Traceback" not in result.stderr
+    )
