@@ -11,7 +11,7 @@ PYTHON ?= python3
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: demo test lint install clean ui
+.PHONY: demo test lint install clean ui bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,15 @@ demo: $(STAMP)
 	$(BIN)/lstmpaths-run
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# Speed as ratios against plain PyTorch loops, measured in one run (not a test).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
 
 # The MLflow UI on the project's store, bound to loopback only.
 ui: $(STAMP)

@@ -9,8 +9,8 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 
+from conftest import REPO
 from lstmpaths.autoencoder import DenoisingAutoencoder, encode, training_vectors
 from lstmpaths.errors import ConfigError
 from lstmpaths.metrics import (

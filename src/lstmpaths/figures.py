@@ -108,11 +108,11 @@ def paths_figure(
             xy,
             colors=line_colors,
             linewidths=0.5 if not highlight else 0.9,
-            alpha=0.25 if not highlight else 0.6,
+            alpha=(0.12 if n > 300 else 0.3) if not highlight else 0.6,
             zorder=1,
         )
     )
-    size = 1.5 if n > 300 else 6
+    size = 2.2 if n > 300 else 6
     steps = np.broadcast_to(np.arange(t), (n, t))
     sc = ax.scatter(
         xy[..., 0].ravel(),
