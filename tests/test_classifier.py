@@ -179,3 +179,25 @@ def test_config_errors_are_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "data.split='weekly': choose one of reference, session, given" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_augment_keeps_padding_and_the_last_step() -> None:
+    from lstmpaths.classifier import augment
+
+    torch.manual_seed(0)
+    x = torch.zeros(3, 20, 2)
+    x[0, 12:] = torch.arange(1, 9.0)[:, None]
+    x[1, 5:] = 1.0
+    x[2, 18:] = 2.0
+    noisy = augment(x, noise=0.5, time_warp=0.0)
+    assert torch.all(noisy[0, :12] == 0) and not torch.equal(noisy[0, 12:], x[0, 12:])
+    for _ in range(10):
+        warped = augment(x, noise=0.0, time_warp=0.3)
+        assert warped.shape == x.shape
+        assert warped[0, -1, 0] == 8.0 and warped[0, :8].abs().sum() == 0  # ends where it ended
+        real = (warped[0, :, 0] != 0).sum()
+        assert 5 <= real <= 11  # 8 steps scaled by a factor in [e^-0.3, e^0.3]
+        assert torch.all(warped[1, -15:] == 1.0) or torch.all(
+            warped[1, warped[1, :, 0] != 0] == 1.0
+        )
+    assert torch.equal(augment(x, 0.0, 0.0), x)

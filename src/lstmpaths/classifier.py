@@ -42,31 +42,33 @@ class SignLSTM(nn.Module):
         return self.head(self.sequence_outputs(x)[:, -1])
 
 
-def augment(
-    x: torch.Tensor, noise: float, time_warp: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
     """Training-time augmentation of a front-padded batch (B, T, C).
 
     noise: sd of Gaussian noise added to the real (non-padding) frames, in standardised units.
-    time_warp: the batch is resampled in time by a factor in [exp(-w), exp(w)] - signs are made
-    faster or slower - keeping the last step last (front padding absorbs the change).
+    time_warp: every sequence is resampled in time by its own factor in [e^-w, e^w] (the sign
+    made faster or slower), still ending at the last step; front padding absorbs the change.
     """
-    real = (x.abs().sum(-1, keepdim=True) > 0).to(x.dtype)
+    real = x.abs().sum(-1) > 0  # (B, T)
     if noise > 0:
-        x = x + noise * torch.randn(x.shape, generator=generator) * real
-    if time_warp > 0:
-        t = x.shape[1]
-        factor = float(torch.empty(1).uniform_(-time_warp, time_warp, generator=generator).exp())
-        n = max(2, round(t * factor))
-        y = nn.functional.interpolate(
-            x.transpose(1, 2), size=n, mode="linear", align_corners=True
-        ).transpose(1, 2)
-        x = (
-            y[:, -t:]
-            if n >= t
-            else torch.cat([x.new_zeros(x.shape[0], t - n, x.shape[2]), y], dim=1)
-        )
-    return x.contiguous()
+        x = x + noise * torch.randn_like(x) * real.unsqueeze(-1).to(x.dtype)
+    if time_warp <= 0:
+        return x
+    b, t, _ = x.shape
+    lengths = real.sum(1)
+    factors = torch.empty(b).uniform_(-time_warp, time_warp).exp()
+    out = torch.zeros_like(x)
+    for i in range(b):
+        n = int(lengths[i])
+        if n < 2:
+            out[i] = x[i]
+            continue
+        m = min(t, max(2, round(n * float(factors[i]))))
+        seq = x[i, t - n :].T.unsqueeze(0)  # (1, C, n)
+        out[i, t - m :] = nn.functional.interpolate(seq, size=m, mode="linear", align_corners=True)[
+            0
+        ].T
+    return out
 
 
 class ClassifierModule(L.LightningModule):

@@ -439,9 +439,13 @@ def generate(
                 f"synth{session}/{spec.name}-{r % 3 + 1 if cfg.n_recordings >= 27 else r + 1}"
             )
             sessions.append(session)
-    fingerprint = hashlib.sha256(
-        json.dumps({"generator": "lstmpaths.synthetic/1", **asdict(cfg)}, sort_keys=True).encode()
-    ).hexdigest()[:16]
+    # Hash the generated signals themselves, so a change to the generator changes the fingerprint
+    # (and so the classifier key) even when the settings stay the same.
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for seq in sequences:
+        digest.update(seq.tobytes())
+    digest.update(np.array(labels, dtype=np.int64).tobytes())
+    fingerprint = digest.hexdigest()[:16]
     data = SequenceSet(
         sequences=sequences,
         labels=np.array(labels, dtype=np.int64),
