@@ -212,3 +212,51 @@ def test_unknown_sign_in_groups_is_a_clear_error(tmp_path: Path) -> None:
         "figures.groups: unknown sign(s) ['drnk']" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_uea_data_runs_end_to_end_without_glove_assumptions(tmp_path: Path) -> None:
+    """3 channels, 40 steps, 3 classes: nothing may assume Auslan's 90 x 22 x 94."""
+    rng = np.random.default_rng(0)
+    header = "@problemName Toy\n@dimensions 3\n@equalLength false\n@classLabel true a b c\n@data\n"
+
+    def rows(n: int) -> str:
+        out = []
+        for i in range(n):
+            label = "abc"[i % 3]
+            length = int(rng.integers(25, 40))
+            t = np.linspace(0, 1, length)
+            dims = [
+                np.sin((i % 3 + 1) * 3 * t + d) + 0.05 * rng.normal(size=length) for d in range(3)
+            ]
+            out.append(":".join(",".join(f"{v:.4f}" for v in dim) for dim in dims) + f":{label}")
+        return "\n".join(out) + "\n"
+
+    (tmp_path / "Toy_TRAIN.ts").write_text(header + rows(60))
+    (tmp_path / "Toy_TEST.ts").write_text(header + rows(21))
+    args = [
+        RUN,
+        "data=uea",
+        f"data.path={tmp_path}/Toy_TRAIN.ts",
+        "classifier.max_epochs=3",
+        "classifier.net.hidden_size=8",
+        "autoencoder.max_epochs=2",
+        "autoencoder.widths=[16,8]",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/out",
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("lstmpaths")
+    (run,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'paths'")
+    figures = {
+        a.path.removeprefix("figures/") for a in client.list_artifacts(run.info.run_id, "figures")
+    }
+    assert {"paths.png", "last_step.png", "paths.html"} <= figures
+    assert (
+        "hands.png" not in figures and "hand_separation" not in run.data.metrics
+    )  # skipped: not glove data
+    local = client.download_artifacts(run.info.run_id, "paths.npz", str(tmp_path))
+    with np.load(local) as npz:
+        assert npz["codes"].shape == (81, int(npz["lengths"].max()), 2)  # padded to the longest
+        assert set(npz["part"]) == {"train", "val", "test"}
