@@ -15,8 +15,8 @@ export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -qq --upgrade "pip>=24"
+	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

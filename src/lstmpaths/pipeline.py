@@ -25,6 +25,7 @@ from lstmpaths.data import SequenceSet, padded_length
 from lstmpaths.errors import ConfigError
 from lstmpaths.sources import load_source
 from lstmpaths.splits import Split, make_split
+from lstmpaths.sweep import sweep_context
 from lstmpaths.tracking import (
     KEY_TAG,
     STAGE_TAG,
@@ -406,27 +407,46 @@ def _similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
 
 
+def paths_key(classifier_key: str, autoencoder_cfg: dict, figures_cfg: dict) -> str:
+    """hash(classifier key + autoencoder config incl. seed + figure settings)."""
+    ae = {k: v for k, v in autoencoder_cfg.items() if k not in NOT_IN_KEY}
+    return stable_hash({"classifier": classifier_key, "autoencoder": ae, "figures": figures_cfg})
+
+
 def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[str, float]:
-    """DAE on the classifier's activations -> paths -> figures -> metrics, as one MLflow run."""
+    """DAE on the classifier's activations -> paths -> figures -> metrics, as one MLflow run.
+
+    A FINISHED run with the same key (same classifier, autoencoder and figure settings) is
+    reused instead, so re-running a sweep completes only the missing or failed jobs.
+    """
     from lstmpaths.autoencoder import check_settings
 
     ae = cfg.autoencoder
-    check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
     uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
     experiment_id = ensure_experiment(uri, experiment)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    key = paths_key(outcome.key, resolved["autoencoder"], resolved["figures"])
+    if ae.get("reuse", True):
+        found = find_finished(uri, experiment_id, key)
+        if found is not None:
+            log.info("reusing paths run %s (key %s)", found.info.run_id, key)
+            return {k: float(v) for k, v in found.data.metrics.items()} | {"reused": 1.0}
     params = flatten({k: resolved[k] for k in ("data", "classifier", "autoencoder", "figures")})
     tags = {
         STAGE_TAG: "paths",
+        KEY_TAG: key,
         "lstmpaths.classifier_run_id": outcome.run_id,
         "lstmpaths.classifier_key": outcome.key,
         "lstmpaths.data_source": str(cfg.data.source),
+        **sweep_context(),
     }
     run_name = f"paths-{ae.activation}-k{ae.bottleneck}-noise{ae.noise}-seed{ae.seed}"
     with (
         tracked_run(uri, experiment_id, run_name, tags, params) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        # checked inside the run, so a bad setting in a sweep shows as a FAILED run with its error
+        check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
         started = time.perf_counter()
         arrays = load_activations(uri, outcome.run_id, tmp)
         prepared = prepare_data(cfg.data)

@@ -72,6 +72,8 @@ def run_job(cfg: DictConfig) -> float:
     if cfg.stage == "classifier":
         return float(outcome.metrics.get("test_acc", float("nan")))
     metrics = run_projection_stage(cfg, outcome)
+    if metrics.get("reused"):
+        print("paths: reused a FINISHED run with the same configuration")
     print(
         f"paths: trustworthiness {metrics['trustworthiness']:.3f} (PCA {metrics['pca_trustworthiness']:.3f}), "
         f"continuity {metrics['continuity']:.3f} (PCA {metrics['pca_continuity']:.3f}), "
@@ -80,20 +82,36 @@ def run_job(cfg: DictConfig) -> float:
     return float(metrics["trustworthiness"])
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
+    debug = os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("LSTMPATHS_DEBUG") == "1"
     try:
         return run_job(cfg)
-    except LstmpathsError as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("LSTMPATHS_DEBUG") == "1":
-            raise
-        print(f"lstmpaths-run: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as exc:
+        if _in_multirun() and not debug:
+            # One failed job must not stop the sweep: its run is already FAILED in MLflow with
+            # the error in a tag; the sweeper gets NaN as this job's objective.
+            log.error("job failed: %s: %s", type(exc).__name__, exc)
+            return float("nan")
+        if isinstance(exc, LstmpathsError) and not debug:
+            print(f"lstmpaths-run: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
 
 
 def main() -> None:
     tune_allocator()
     silence_library_noise()
+    # `sweeps/` (the study designs) is a config group: `lstmpaths-run -m +sweeps=robustness`.
+    if not any(arg.startswith("hydra.searchpath") for arg in sys.argv[1:]):
+        sys.argv.append(f"hydra.searchpath=[file://{REPO_ROOT}]")
     _hydra_main()
 
 

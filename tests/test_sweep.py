@@ -1,0 +1,72 @@
+"""The `smoke` sweep: parallel jobs under one MLflow parent run, and a re-run that skips them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import REPO
+
+RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
+
+
+@pytest.mark.slow
+def test_smoke_sweep_parent_children_and_resume(tmp_path: Path) -> None:
+    args = [
+        RUN,
+        "-m",
+        "+sweeps=smoke",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    ]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("lstmpaths")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
+    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] >= 4
+    children = client.search_runs(
+        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    paths = [c for c in children if c.data.tags["lstmpaths.stage"] == "paths"]
+    classifiers = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'classifier'")
+    assert len(paths) == 4 and all(c.info.status == "FINISHED" for c in paths)
+    assert len(classifiers) == 1  # trained once, reused by every job
+    assert {c.data.params["autoencoder.activation"] for c in paths} == {"linear", "tanh"}
+    assert {c.data.tags["lstmpaths.sweep_id"] for c in paths} == {"sweep"}
+    assert all("autoencoder.seed=" in c.data.tags["lstmpaths.overrides"] for c in paths)
+
+    again = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("paths: reused a FINISHED run") == 4
+    assert len(client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'paths'")) == 4
+    assert (
+        len(client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")) == 1
+    )  # same parent
+
+
+@pytest.mark.slow
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    args = [
+        RUN,
+        "-m",
+        "+sweeps=smoke",
+        "autoencoder.activation=linear,gelu",
+        "autoencoder.seed=0",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    ]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("lstmpaths")
+    runs = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'paths'")
+    status = {r.data.params["autoencoder.activation"]: r.info.status for r in runs}
+    assert status == {"linear": "FINISHED", "gelu": "FAILED"}
+    (failed,) = [r for r in runs if r.info.status == "FAILED"]
+    assert "choose one of linear, tanh, relu, sigmoid" in failed.data.tags["lstmpaths.error"]
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
+    assert parent.info.status == "FAILED" and parent.data.metrics["jobs_failed"] == 1
