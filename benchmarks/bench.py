@@ -32,6 +32,23 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def one_lightning_epoch(module, loader) -> None:
+    """One training epoch through a fresh Trainer, with no validation, logging or checkpoints."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
+    trainer.fit(module, train_dataloaders=loader)
+
+
 def matmul_peak() -> float:
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     seconds = timed(lambda: torch.mm(a, b), 5)
@@ -57,8 +74,6 @@ def load_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
 
 
 def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> dict:
-    import lightning as L
-
     from lstmpaths.classifier import ClassifierModule, SequenceDataModule, SignLSTM
     from lstmpaths.splits import Split
 
@@ -84,17 +99,7 @@ def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> di
     datamodule = SequenceDataModule(inputs, labels, Split(train, empty, empty), batch_size, 0)
 
     def lightning_epoch() -> None:
-        trainer = L.Trainer(
-            max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            accelerator="cpu",
-        )
-        trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
+        one_lightning_epoch(module, datamodule.train_dataloader())
 
     plain_s = timed(plain_epoch, repeats)
     lightning_s = timed(lightning_epoch, repeats)
@@ -112,8 +117,6 @@ def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> di
 
 
 def autoencoder_epoch(n_vectors: int, batch_size: int, repeats: int) -> dict:
-    import lightning as L
-
     from lstmpaths.autoencoder import AutoencoderModule, DenoisingAutoencoder
     from lstmpaths.pipeline import VectorBatches
 
@@ -136,17 +139,7 @@ def autoencoder_epoch(n_vectors: int, batch_size: int, repeats: int) -> dict:
     batches = VectorBatches(vectors, batch_size, shuffle=True)
 
     def lightning_epoch() -> None:
-        trainer = L.Trainer(
-            max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            accelerator="cpu",
-        )
-        trainer.fit(module, train_dataloaders=batches)
+        one_lightning_epoch(module, batches)
 
     plain_s = timed(plain_epoch, repeats)
     lightning_s = timed(lightning_epoch, repeats)

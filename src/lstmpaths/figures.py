@@ -37,10 +37,7 @@ def confusion_figure(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(im, ax=ax, fraction=0.03, label="share of the true sign's sequences")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- paths
@@ -62,6 +59,28 @@ def _axes_labels(ax, log1p: bool, k: int = 2) -> None:
         ax.set_zlabel(f"{name}, unit 3")
 
 
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _finish_plane(fig, ax, path: Path, title: str, log1p: bool) -> Path:
+    """Common ending of the 2-D path figures: margins, axis names, title, save."""
+    ax.margins(0.04)
+    _axes_labels(ax, log1p)
+    ax.set_title(title, fontsize=13)
+    return _save(fig, path)
+
+
+def _spread(signs: np.ndarray, at_most: int) -> np.ndarray:
+    """At most `at_most` of the signs, spread evenly over the list (for labels)."""
+    if len(signs) <= at_most:
+        return signs
+    return signs[np.linspace(0, len(signs) - 1, at_most).round().astype(int)]
+
+
 def _label_ends(
     ax,
     ends: np.ndarray,
@@ -73,10 +92,7 @@ def _label_ends(
     """One name per sign, at the median end point of its paths (never one per path)."""
     from matplotlib import patheffects
 
-    signs = np.unique(labels)
-    if len(signs) > max_labels:  # spread the labelled signs evenly over the list
-        signs = signs[np.linspace(0, len(signs) - 1, max_labels).round().astype(int)]
-    for c in signs:
+    for c in _spread(np.unique(labels), max_labels):
         x, y = np.median(ends[labels == c], axis=0)[:2]
         text = ax.text(x, y, class_names[c], fontsize=fontsize, ha="center", va="bottom", zorder=5)
         text.set_path_effects([patheffects.withStroke(linewidth=2.2, foreground="white")])
@@ -139,13 +155,7 @@ def paths_figure(
         ]
         ax.legend(handles=handles, loc="best", fontsize=10)
     ax.autoscale()
-    ax.margins(0.04)
-    _axes_labels(ax, log1p)
-    ax.set_title(title, fontsize=13)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_plane(fig, ax, path, title, log1p)
 
 
 def last_step_figure(
@@ -162,13 +172,7 @@ def last_step_figure(
     cmap = plt.get_cmap("tab20")
     ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(c % 20) for c in labels], s=14, alpha=0.8, linewidths=0)
     _label_ends(ax, xy, labels, class_names, 94, 8 if len(np.unique(labels)) > 20 else 11)
-    ax.margins(0.04)
-    _axes_labels(ax, log1p)
-    ax.set_title(title, fontsize=13)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_plane(fig, ax, path, title, log1p)
 
 
 def paths_3d_figure(
@@ -184,30 +188,29 @@ def paths_3d_figure(
     n, t, _ = xyz.shape
     fig = plt.figure(figsize=(12, 10))
     ax = fig.add_subplot(projection="3d")
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+    ax.add_collection3d(
+        Line3DCollection(xyz, colors="0.15", linewidths=0.4, alpha=0.12 if n > 300 else 0.3)
+    )
     steps = np.broadcast_to(np.arange(t), (n, t))
     sc = ax.scatter(
         *(xyz[..., i].ravel() for i in range(3)),
         c=steps.ravel(),
         cmap=TIME_CMAP,
-        s=1.0,
-        alpha=0.5,
+        s=1.5 if n > 300 else 6,
+        alpha=0.5 if n > 300 else 0.8,
         linewidths=0,
         rasterized=True,
     )
-    signs = np.unique(labels)
-    if len(signs) > max_labels:
-        signs = signs[np.linspace(0, len(signs) - 1, max_labels).round().astype(int)]
-    for c in signs:
+    for c in _spread(np.unique(labels), max_labels):
         x, y, z = np.median(xyz[labels == c, -1], axis=0)
         ax.text(x, y, z, class_names[c], fontsize=8)
     fig.colorbar(sc, ax=ax, fraction=0.03, pad=0.06, label="time step")
     _axes_labels(ax, log1p, k=3)
     ax.view_init(elev=22, azim=-60)
     ax.set_title(title, fontsize=13)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def hands_figure(
@@ -222,7 +225,6 @@ def hands_figure(
     for mask, colour in ((one_handed, "c"), (~one_handed, "m")):
         ax.add_collection(LineCollection(xy[mask], colors=colour, linewidths=0.5, alpha=0.35))
     ax.autoscale()
-    ax.margins(0.04)
     ax.legend(
         handles=[
             Line2D([], [], color="c", label=f"one-handed ({one_handed.sum()})"),
@@ -230,12 +232,7 @@ def hands_figure(
         ],
         loc="best",
     )
-    _axes_labels(ax, log1p)
-    ax.set_title(title, fontsize=13)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_plane(fig, ax, path, title, log1p)
 
 
 def ratio_histogram(ratios: np.ndarray, threshold: float, path: Path) -> Path:
@@ -248,10 +245,7 @@ def ratio_histogram(ratios: np.ndarray, threshold: float, path: Path) -> Path:
     ax.set_ylabel("sequences")
     ax.set_title("Hand-usage heuristic: below the threshold = one-handed")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def misclassified_figure(
@@ -301,10 +295,7 @@ def misclassified_figure(
     if len(picks) == 0:
         axes[0, 0].text(0.5, 0.5, "no misclassified sequences", ha="center", va="center")
     fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def paths_animation(
