@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -70,3 +71,40 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     assert "choose one of linear, tanh, relu, sigmoid" in failed.data.tags["lstmpaths.error"]
     (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
     assert parent.info.status == "FAILED" and parent.data.metrics["jobs_failed"] == 1
+
+
+@pytest.mark.slow
+def test_optuna_tune_continues_the_stored_study(tmp_path: Path) -> None:
+    import optuna
+
+    tiny = [
+        "data.n_signs=12",
+        "data.n_recordings=9",
+        "classifier.max_epochs=3",
+        "classifier.net.hidden_size=16",
+        "autoencoder.max_epochs=3",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    ]
+    env = {**os.environ, "LSTMPATHS_OPTUNA_DIR": str(tmp_path)}
+    for n_trials in (2, 1):
+        result = subprocess.run(
+            [RUN, "-m", "+sweeps=tune", *tiny, f"hydra.sweeper.n_trials={n_trials}"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(
+        study_name="tune-synthetic", storage=f"sqlite:///{tmp_path}/optuna.db"
+    )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(study.trials) == 3 and len(complete) == 3
+    assert 0 < study.best_value <= 1  # trustworthiness of the best trial
+    assert {
+        "autoencoder.noise",
+        "autoencoder.lr",
+        "autoencoder.batch_size",
+        "autoencoder.widths",
+    } == set(study.best_params)

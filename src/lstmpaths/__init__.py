@@ -7,10 +7,12 @@ def _register_resolvers() -> None:
     """`${lstmpaths_tracking_uri:}` in conf/ resolves to the checkout's SQLite store."""
     from omegaconf import OmegaConf
 
-    from lstmpaths.tracking import default_tracking_uri
+    from lstmpaths.tracking import default_tracking_uri, project_root
 
     if not OmegaConf.has_resolver("lstmpaths_tracking_uri"):
         OmegaConf.register_new_resolver("lstmpaths_tracking_uri", default_tracking_uri)
+    if not OmegaConf.has_resolver("lstmpaths_root"):
+        OmegaConf.register_new_resolver("lstmpaths_root", lambda: str(project_root()))
 
 
 _register_resolvers()

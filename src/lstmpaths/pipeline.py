@@ -138,7 +138,6 @@ def _train_classifier(
     import torch
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import MLFlowLogger
 
     from lstmpaths.classifier import (
         ClassifierModule,
@@ -149,6 +148,7 @@ def _train_classifier(
     )
     from lstmpaths.tracking import client
 
+    CurvesOnlyMLFlowLogger = _curves_only_logger()  # noqa: N806
     uri = cfg.tracking.uri
     data, split, maxlen = prepared.data, prepared.split, prepared.maxlen
     clf = cfg.classifier
@@ -199,7 +199,7 @@ def _train_classifier(
                 checkpoint,
                 EpochProgress(int(clf.max_epochs)),
             ],
-            logger=MLFlowLogger(tracking_uri=uri, run_id=run_id),  # never the refused ./mlruns
+            logger=CurvesOnlyMLFlowLogger(tracking_uri=uri, run_id=run_id),  # never ./mlruns
             gradient_clip_val=float(clf.get("grad_clip", 0.0)) or None,
             enable_progress_bar=False,
             enable_model_summary=False,
@@ -340,6 +340,23 @@ def _write_misclassified(
                     f"{probs[i, data.labels[i]]:.4f}",
                 ]
             )
+
+
+def _curves_only_logger():
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    class _Logger(MLFlowLogger):
+        """Lightning's MLFlowLogger, except that it never ends the run.
+
+        The stock `finalize` marks the run FINISHED when `fit` returns, before the activations
+        and other artifacts are logged; a parallel job would then reuse a run that is not
+        complete. tracked_run ends the run once everything is in.
+        """
+
+        def finalize(self, status: str = "success") -> None:  # noqa: ARG002
+            return
+
+    return _Logger
 
 
 class EpochProgress(Callback):

@@ -60,6 +60,7 @@ def run_job(cfg: DictConfig) -> float:
     from lstmpaths.errors import ConfigError
     from lstmpaths.pipeline import run_classifier_stage, run_projection_stage
 
+    silence_library_noise()  # again here: joblib workers are fresh processes
     if cfg.stage not in ("classifier", "paths"):
         raise ConfigError(f"stage={cfg.stage!r}: choose classifier or paths")
     if cfg.get("threads"):

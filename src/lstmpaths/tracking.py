@@ -19,6 +19,7 @@ from lstmpaths.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_TAG = "lstmpaths.key"
+COMPLETE_TAG = "lstmpaths.complete"  # set last, just before FINISHED: every artifact is in
 _READY: set[str] = set()  # SQLite stores this process has seen with their schema in place
 STAGE_TAG = "lstmpaths.stage"
 
@@ -125,7 +126,9 @@ def find_finished(uri: str, experiment_id: str, key: str):
     """The newest FINISHED run tagged with `key`, or None."""
     runs = client(uri).search_runs(
         [experiment_id],
-        filter_string=f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        filter_string=(
+            f"tags.`{KEY_TAG}` = '{key}' and tags.`{COMPLETE_TAG}` = '1' and attributes.status = 'FINISHED'"
+        ),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -158,4 +161,5 @@ def tracked_run(
             )
         raise
     else:
+        mlflow_client.set_tag(run_id, COMPLETE_TAG, "1")
         mlflow_client.set_terminated(run_id, "FINISHED")
