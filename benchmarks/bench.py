@@ -32,6 +32,20 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def timed_pair(plain, project, repeats: int) -> tuple[float, float]:
+    """Medians of `plain` and `project`, run alternately, so that the machine's drifting speed
+    (other jobs, thermal) hits both sides alike."""
+    plain()
+    project()  # warm-up
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, out in ((plain, a), (project, b)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(a), statistics.median(b)
+
+
 def one_lightning_epoch(module, loader) -> None:
     """One training epoch through a fresh Trainer, with no validation, logging or checkpoints."""
     import lightning as L
@@ -101,8 +115,7 @@ def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> di
     def lightning_epoch() -> None:
         one_lightning_epoch(module, datamodule.train_dataloader())
 
-    plain_s = timed(plain_epoch, repeats)
-    lightning_s = timed(lightning_epoch, repeats)
+    plain_s, lightning_s = timed_pair(plain_epoch, lightning_epoch, repeats)
     # FlopCounterMode does not see inside nn.LSTM, so count it by hand: per step and sequence
     # 4 gates x H x (C + H) multiply-adds forward, about twice that backward.
     n, t, c = x.shape
@@ -141,8 +154,7 @@ def autoencoder_epoch(n_vectors: int, batch_size: int, repeats: int) -> dict:
     def lightning_epoch() -> None:
         one_lightning_epoch(module, batches)
 
-    plain_s = timed(plain_epoch, repeats)
-    lightning_s = timed(lightning_epoch, repeats)
+    plain_s, lightning_s = timed_pair(plain_epoch, lightning_epoch, repeats)
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
@@ -159,7 +171,7 @@ def autoencoder_epoch(n_vectors: int, batch_size: int, repeats: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results.json"))
     args = parser.parse_args()
     from lstmpaths.run import silence_library_noise, tune_allocator
