@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from lstmpaths.data import SequenceSet, padded_length
@@ -32,6 +33,7 @@ from lstmpaths.tracking import (
     ensure_experiment,
     find_finished,
     flatten,
+    store_folder,
     tracked_run,
 )
 
@@ -54,6 +56,7 @@ class ClassifierOutcome:
     key: str
     reused: bool
     metrics: dict[str, float]
+    prepared: Prepared  # the data and split the classifier saw, handed on to the paths stage
 
 
 def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
@@ -90,13 +93,7 @@ def classifier_key(data_cfg: dict, fingerprint: str, classifier_cfg: dict) -> st
 
 
 def lock_path(uri: str, key: str) -> Path:
-    from lstmpaths.tracking import project_root
-
-    folder = (
-        Path(uri.removeprefix("sqlite:///")).parent
-        if uri.startswith("sqlite:///")
-        else project_root() / "mlruns"
-    ) / "locks"
+    folder = store_folder(uri) / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"classifier-{key}.lock"
 
@@ -128,7 +125,7 @@ def run_classifier_stage(cfg: DictConfig) -> ClassifierOutcome:
                 return _train_classifier(cfg, prepared, key, experiment_id)
     log.info("reusing classifier run %s (key %s)", found.info.run_id, key)
     metrics = {k: float(v) for k, v in found.data.metrics.items()}
-    return ClassifierOutcome(found.info.run_id, key, True, metrics)
+    return ClassifierOutcome(found.info.run_id, key, True, metrics, prepared)
 
 
 def _train_classifier(
@@ -148,7 +145,6 @@ def _train_classifier(
     )
     from lstmpaths.tracking import client
 
-    CurvesOnlyMLFlowLogger = _curves_only_logger()  # noqa: N806
     uri = cfg.tracking.uri
     data, split, maxlen = prepared.data, prepared.split, prepared.maxlen
     clf = cfg.classifier
@@ -277,7 +273,7 @@ def _train_classifier(
             metrics["epochs"],
             train_seconds,
         )
-        return ClassifierOutcome(run_id, key, False, metrics)
+        return ClassifierOutcome(run_id, key, False, metrics, prepared)
 
 
 def _best_epoch(path: str) -> int:
@@ -342,21 +338,16 @@ def _write_misclassified(
             )
 
 
-def _curves_only_logger():
-    from lightning.pytorch.loggers import MLFlowLogger
+class CurvesOnlyMLFlowLogger(MLFlowLogger):
+    """Lightning's MLFlowLogger, except that it never ends the run.
 
-    class _Logger(MLFlowLogger):
-        """Lightning's MLFlowLogger, except that it never ends the run.
+    The stock `finalize` marks the run FINISHED when `fit` returns, before the activations and
+    other artifacts are logged; a parallel job would then reuse a run that is not complete.
+    tracked_run ends the run once everything is in.
+    """
 
-        The stock `finalize` marks the run FINISHED when `fit` returns, before the activations
-        and other artifacts are logged; a parallel job would then reuse a run that is not
-        complete. tracked_run ends the run once everything is in.
-        """
-
-        def finalize(self, status: str = "success") -> None:  # noqa: ARG002
-            return
-
-    return _Logger
+    def finalize(self, status: str = "success") -> None:  # noqa: ARG002
+        return
 
 
 class EpochProgress(Callback):
@@ -466,8 +457,7 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
         check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
         started = time.perf_counter()
         arrays = load_activations(uri, outcome.run_id, tmp)
-        prepared = prepare_data(cfg.data)
-        metrics, files = _project(cfg, arrays, prepared, Path(tmp), run.info.run_id)
+        metrics, files = _project(cfg, arrays, outcome.prepared, Path(tmp), run.info.run_id)
         metrics["job_seconds"] = time.perf_counter() - started
         from lstmpaths.tracking import client
 

@@ -33,10 +33,18 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
 
 
+def store_folder(uri: str) -> Path:
+    """The local folder of a store: the SQLite file's folder, else the checkout's mlruns/
+    (where locks live when the store is a server)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent
+    return project_root() / "mlruns"
+
+
 def artifact_root(uri: str) -> str | None:
     """Artifacts beside a SQLite store (`<db folder>/artifacts`); None lets a server decide."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+        return (store_folder(uri) / "artifacts").as_uri()
     return None
 
 
