@@ -36,6 +36,7 @@ def test_smoke_sweep_parent_children_and_resume(tmp_path: Path) -> None:
     classifiers = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'classifier'")
     assert len(paths) == 4 and all(c.info.status == "FINISHED" for c in paths)
     assert len(classifiers) == 1  # trained once, reused by every job
+    assert classifiers[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert {c.data.params["autoencoder.activation"] for c in paths} == {"linear", "tanh"}
     assert {c.data.tags["lstmpaths.sweep_id"] for c in paths} == {"sweep"}
     assert all("autoencoder.seed=" in c.data.tags["lstmpaths.overrides"] for c in paths)

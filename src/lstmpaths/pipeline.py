@@ -156,6 +156,7 @@ def _train_classifier(
         "lstmpaths.data_fingerprint": data.fingerprint,
         "lstmpaths.data_source": data.source,
         "lstmpaths.split": str(cfg.data.split),
+        **sweep_context(),  # trained inside a sweep: a child of its parent run too
     }
     resolved = OmegaConf.to_container(cfg, resolve=True)
     params = flatten(
