@@ -383,3 +383,110 @@ def interactive_paths(
     )
     fig.write_html(path, include_plotlyjs=True, full_html=True)
     return path
+
+
+# --------------------------------------------------------------------------- report
+
+
+def pair_frequency_heatmap(
+    frequency: np.ndarray, class_names: list[str], path: Path, title: str
+) -> Path:
+    """Pair frequencies, signs ordered by average-linkage clustering so related blocks show."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    n = len(class_names)
+    distance = 1.0 - np.asarray(frequency, dtype=np.float64)
+    np.fill_diagonal(distance, 0.0)
+    order = (
+        leaves_list(linkage(squareform(distance, checks=False), "average"))
+        if n > 2
+        else np.arange(n)
+    )
+    shown = np.asarray(frequency, dtype=np.float64)[np.ix_(order, order)].copy()
+    np.fill_diagonal(shown, np.nan)
+    size = max(6.0, n * 0.13)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(shown, cmap="magma_r", vmin=0, vmax=1)
+    fontsize = max(3.0, min(9.0, 420 / max(n, 1)))
+    names = [class_names[i] for i in order]
+    ax.set_xticks(np.arange(n), names, rotation=90, fontsize=fontsize)
+    ax.set_yticks(np.arange(n), names, fontsize=fontsize)
+    ax.set_title(title, fontsize=11)
+    fig.colorbar(im, ax=ax, fraction=0.03, label="share of runs in which the pair is related")
+    return _save(fig, path)
+
+
+def aligned_small_multiples(
+    codes_list: list[np.ndarray],
+    labels_list: list[str],
+    rec,
+    highlight: list[str],
+    path: Path,
+    title: str,
+) -> Path:
+    """One panel per run: every sign's mean path, Procrustes-aligned to the first run.
+
+    Signs in `highlight` (the named pairs) are coloured and labelled, the rest grey, so the
+    reader sees which neighbourhoods move between runs and which stay.
+    """
+    from lstmpaths.stability import align_to, resample_paths, sign_means
+
+    n_signs = len(rec.class_names)
+    t = rec.train
+    means = []
+    for codes in codes_list:
+        m = sign_means(resample_paths(codes[t], rec.lengths[t], 20), rec.labels[t], n_signs)
+        means.append(m[..., :2])
+    ref = means[0].reshape(-1, 2)
+    keep = np.isfinite(ref).all(1)
+    aligned = []
+    for m in means:
+        flat = m.reshape(-1, 2)
+        out = np.full_like(flat, np.nan)
+        out[keep] = align_to(ref[keep], flat[keep])
+        aligned.append(out.reshape(m.shape))
+    cols = min(3, len(aligned))
+    rows = (len(aligned) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.8 * rows), squeeze=False)
+    palette = plt.get_cmap("tab10")
+    colour = {s: palette(i % 10) for i, s in enumerate(highlight)}
+    everything = np.concatenate([a.reshape(-1, 2) for a in aligned])
+    lo, hi = np.nanmin(everything, 0), np.nanmax(everything, 0)
+    pad = 0.05 * (hi - lo)
+    for ax, m, label in zip(axes.flat, aligned, labels_list, strict=False):
+        for s, name in enumerate(rec.class_names):
+            if name in colour:
+                continue
+            ax.plot(m[s, :, 0], m[s, :, 1], color="0.75", lw=0.6)
+        for name, c in colour.items():
+            s = rec.class_names.index(name)
+            ax.plot(m[s, :, 0], m[s, :, 1], color=c, lw=2.0)
+            ax.scatter(m[s, -1, 0], m[s, -1, 1], color=c, s=18, zorder=3)
+            ax.annotate(
+                name, m[s, -1], fontsize=8, color=c, xytext=(3, 3), textcoords="offset points"
+            )
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_title(label, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[len(aligned) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=12)
+    return _save(fig, path)
+
+
+def cka_figure(cka: np.ndarray, names: list[str], path: Path) -> Path:
+    """Linear CKA between the classifiers' activations, annotated."""
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.1 * n + 1.5))
+    im = ax.imshow(cka, cmap="viridis", vmin=min(0.5, float(np.nanmin(cka))), vmax=1)
+    ax.set_xticks(np.arange(n), names, rotation=45)
+    ax.set_yticks(np.arange(n), names)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{cka[i, j]:.3f}", ha="center", va="center", fontsize=9, color="w")
+    ax.set_title("Linear CKA of LSTM activations across retrains (same inputs)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(fig, path)

@@ -1,0 +1,378 @@
+"""The robustness analysis of a set of paths runs, on arrays (no MLflow here).
+
+`analyse` takes the runs of a sweep (codes, labels, settings) and the activations of their
+classifiers, and returns tables: per-setting quality and stability, pair robustness across DAE
+seeds / LSTM seeds / per setting, 2-D vs 100-D agreement, CKA across LSTM seeds, and the
+ground-truth scores when the data are synthetic. `report.py` fetches the runs and writes it out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lstmpaths import stability as st
+
+QUALITY = (
+    "recon_mse_val",
+    "trustworthiness",
+    "continuity",
+    "pca_trustworthiness",
+    "pca_continuity",
+    "hand_separation",
+)
+STABILITY = ("procrustes", "point_jaccard10", "distance_spearman", "sign_jaccard")
+PRIMARY_SETTING = ("linear", 0.1)  # the study's choice; the reference the pair tables use
+
+
+@dataclass
+class PathsRun:
+    """One FINISHED paths run: its setting, classifier and codes of every recording."""
+
+    run_id: str
+    classifier_id: str
+    activation: str
+    noise: float
+    seed: int
+    codes: np.ndarray  # (N, T, k) front-padded like the activations
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra: str = ""  # other autoencoder settings that vary within the report, as text
+
+    @property
+    def setting(self) -> str:
+        base = f"{self.activation}, noise {self.noise:g}"
+        return f"{base}, {self.extra}" if self.extra else base
+
+
+@dataclass
+class Recordings:
+    """What every run shares: the recordings (same data in every run of a report)."""
+
+    labels: np.ndarray
+    lengths: np.ndarray
+    train: np.ndarray  # indices of the training recordings
+    class_names: list[str]
+
+
+@dataclass
+class Options:
+    k: int = 3
+    kind: str = "path"  # sign distance: path (mean path) or last (last-step centroid)
+    n_points: int = 20
+    point_k: int = 10  # neighbours of last-step points for the point Jaccard
+    cka_rows: int = 5000
+
+
+def sign_geometry(codes: np.ndarray, rec: Recordings, opts: Options) -> np.ndarray:
+    """Sign distance matrix of one code space (training recordings only)."""
+    t = rec.train
+    return st.sign_distances(
+        codes[t], rec.lengths[t], rec.labels[t], len(rec.class_names), opts.kind, opts.n_points
+    )
+
+
+def _relations(dist: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    return {
+        "related": st.relations(dist, k),
+        "mutual": st.relations(dist, k, mutual=True),
+        "partners": st.relations(dist, 1, mutual=True),
+    }
+
+
+def stability_between(a: dict, b: dict, opts: Options) -> dict[str, float]:
+    """The four stability measures between two runs' prepared geometry (see `_prepare`)."""
+    return {
+        "procrustes": st.procrustes_disparity(a["last"], b["last"]),
+        "point_jaccard10": st.neighbour_jaccard(a["last"], b["last"], opts.point_k),
+        "distance_spearman": st.distance_spearman(a["dist"], b["dist"]),
+        "sign_jaccard": st.sign_neighbour_jaccard(a["dist"], b["dist"], opts.k),
+    }
+
+
+def _prepare(run: PathsRun, rec: Recordings, opts: Options) -> dict:
+    dist = sign_geometry(run.codes, rec, opts)
+    return {"dist": dist, "last": run.codes[rec.train, -1].astype(np.float64)} | _relations(
+        dist, opts.k
+    )
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
+    return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+
+
+def _frequencies(rel_list: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    return st.pair_counts(rel_list), len(rel_list)
+
+
+def analyse(
+    runs: list[PathsRun],
+    rec: Recordings,
+    activations: dict[str, np.ndarray],
+    opts: Options | None = None,
+    truth: dict | None = None,
+    hand_one: np.ndarray | None = None,
+) -> dict:
+    """Everything the report shows, as plain Python/numpy values (see the module docstring)."""
+    opts = opts or Options()
+    n_signs = len(rec.class_names)
+    geo = {r.run_id: _prepare(r, rec, opts) for r in runs}
+    settings = sorted({r.setting for r in runs})
+    classifiers = sorted({r.classifier_id for r in runs})
+
+    # the 100-D truth of each classifier: the same relationships without any projection
+    high = {c: sign_geometry(activations[c], rec, opts) for c in classifiers}
+    high_rel = {c: _relations(d, opts.k) for c, d in high.items()}
+
+    # --- per setting: quality over runs, stability over pairs of DAE seeds (same classifier)
+    setting_rows = []
+    for s in settings:
+        members = [r for r in runs if r.setting == s]
+        row: dict = {"setting": s, "runs": len(members)}
+        for m in QUALITY:
+            row[m] = _mean_sd([r.metrics.get(m, float("nan")) for r in members])
+        pairs = [
+            (a, b)
+            for a, b in itertools.combinations(members, 2)
+            if a.classifier_id == b.classifier_id
+        ]
+        values = [stability_between(geo[a.run_id], geo[b.run_id], opts) for a, b in pairs]
+        for m in STABILITY:
+            row[m] = _mean_sd([v[m] for v in values])
+        row["seed_pairs"] = len(pairs)
+        agree = [
+            st.precision_recall(
+                st.pairs_of(geo[r.run_id]["related"]),
+                st.pairs_of(high_rel[r.classifier_id]["related"]),
+            )
+            for r in members
+        ]
+        row["precision_vs_100d"] = _mean_sd([a[0] for a in agree])
+        row["recall_vs_100d"] = _mean_sd([a[1] for a in agree])
+        setting_rows.append(row)
+
+    primary = _primary_setting(runs)
+    main_classifier = max(
+        classifiers, key=lambda c: sum(r.classifier_id == c and r.setting == primary for r in runs)
+    )
+    dae_runs = [r for r in runs if r.setting == primary and r.classifier_id == main_classifier]
+    lstm_runs = [r for r in runs if r.setting == primary]
+    groups = {
+        "dae": dae_runs,
+        "lstm": lstm_runs if len({r.classifier_id for r in lstm_runs}) > 1 else [],
+    }
+    counts = {}
+    for name, members in groups.items():
+        for relation in ("related", "mutual", "partners"):
+            if members:
+                counts[(name, relation)] = _frequencies([geo[r.run_id][relation] for r in members])
+    for s in settings:
+        members = [r for r in runs if r.setting == s]
+        counts[(f"setting:{s}", "related")] = _frequencies(
+            [geo[r.run_id]["related"] for r in members]
+        )
+    if len(classifiers) > 1:
+        counts[("lstm_100d", "related")] = _frequencies(
+            [high_rel[c]["related"] for c in classifiers]
+        )
+    main_high = high_rel[main_classifier]
+
+    # --- across LSTM seeds: CKA of activations on the same inputs + the stability measures
+    cka = np.full((len(classifiers), len(classifiers)), np.nan)
+    rows = _cka_rows(rec, activations[classifiers[0]].shape[1], opts)
+    flat = {c: _flat(activations[c], rows) for c in classifiers}
+    for i, a in enumerate(classifiers):
+        for j, b in enumerate(classifiers):
+            cka[i, j] = 1.0 if i == j else st.linear_cka(flat[a], flat[b]) if j > i else cka[j, i]
+    lstm_pairs = [
+        (a, b)
+        for a, b in itertools.combinations(lstm_runs, 2)
+        if a.classifier_id != b.classifier_id and a.seed == b.seed
+    ]
+    lstm_stability = {
+        m: _mean_sd(
+            [stability_between(geo[a.run_id], geo[b.run_id], opts)[m] for a, b in lstm_pairs]
+        )
+        for m in STABILITY
+    }
+    high_stability = {
+        "distance_spearman": st.pairwise_mean([high[c] for c in classifiers], st.distance_spearman)[
+            :2
+        ],
+        "sign_jaccard": st.pairwise_mean(
+            [high[c] for c in classifiers], lambda a, b: st.sign_neighbour_jaccard(a, b, opts.k)
+        )[:2],
+    }
+
+    out = {
+        "options": opts,
+        "n_signs": n_signs,
+        "settings": setting_rows,
+        "primary": primary,
+        "main_classifier": main_classifier,
+        "classifiers": classifiers,
+        "groups": {k: [r.run_id for r in v] for k, v in groups.items()},
+        "counts": counts,
+        "high_related": main_high["related"],
+        "cka": cka,
+        "lstm_stability": lstm_stability,
+        "lstm_pairs": len(lstm_pairs),
+        "high_stability": high_stability,
+        "recommendation": recommend(setting_rows),
+        "geometry": geo,
+    }
+    if truth is not None:
+        out["truth"] = score_truth(truth, rec.class_names, counts, groups, hand_one, rec)
+    return out
+
+
+def _primary_setting(runs: list[PathsRun]) -> str:
+    """The study's setting (linear, noise 0.1) when present, else the one with most runs."""
+    for r in runs:
+        if (r.activation, round(r.noise, 6)) == PRIMARY_SETTING and not r.extra:
+            return r.setting
+    settings = [r.setting for r in runs]
+    return max(sorted(set(settings)), key=settings.count)
+
+
+def _cka_rows(rec: Recordings, t: int, opts: Options) -> np.ndarray:
+    """A fixed sample of (recording, time step) cells on real (un-padded) steps."""
+    cells = [(i, s) for i in range(len(rec.labels)) for s in range(t - int(rec.lengths[i]), t)]
+    pick = st_subsample(len(cells), opts.cka_rows)
+    return np.asarray(cells)[pick]
+
+
+def st_subsample(n: int, at_most: int) -> np.ndarray:
+    from lstmpaths.metrics import subsample
+
+    return subsample(n, at_most, seed=0)
+
+
+def _flat(acts: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    return np.asarray(acts[cells[:, 0], cells[:, 1]], dtype=np.float64)
+
+
+def recommend(rows: list[dict]) -> str:
+    """The setting with the best sum of ranks over faithfulness and stability, with its numbers."""
+    usable = [r for r in rows if np.isfinite(r["trustworthiness"][0])]
+    if not usable:
+        return "no recommendation: no setting has trustworthiness values"
+    stable = [r for r in usable if np.isfinite(r["distance_spearman"][0])]
+    if not stable:
+        best = max(usable, key=lambda r: r["trustworthiness"][0])
+        return (
+            f"most faithful: {best['setting']} (trustworthiness {best['trustworthiness'][0]:.3f}); "
+            "stability needs at least two DAE seeds per setting"
+        )
+    criteria = ("trustworthiness", "continuity", "distance_spearman", "sign_jaccard")
+    ranks = {r["setting"]: 0.0 for r in stable}
+    for c in criteria:
+        ordered = sorted(stable, key=lambda r: -r[c][0])
+        for position, r in enumerate(ordered):
+            ranks[r["setting"]] += position
+    best = min(stable, key=lambda r: (ranks[r["setting"]], r["setting"]))
+    most_faithful = max(stable, key=lambda r: r["trustworthiness"][0])
+    most_stable = max(stable, key=lambda r: r["distance_spearman"][0])
+    line = (
+        f"{best['setting']}: best summed rank over trustworthiness "
+        f"({best['trustworthiness'][0]:.3f}), continuity ({best['continuity'][0]:.3f}), "
+        f"sign-distance Spearman across seeds ({best['distance_spearman'][0]:.3f}) and "
+        f"k-nearest-sign Jaccard ({best['sign_jaccard'][0]:.3f})"
+    )
+    if most_faithful is not best or most_stable is not best:
+        line += (
+            f"; most faithful alone: {most_faithful['setting']} "
+            f"({most_faithful['trustworthiness'][0]:.3f}), most stable alone: "
+            f"{most_stable['setting']} ({most_stable['distance_spearman'][0]:.3f})"
+        )
+    return line
+
+
+def pair_table(
+    counts: dict, key: tuple[str, str], class_names: list[str], min_count: int = 1
+) -> list[dict]:
+    """Every pair related in at least `min_count` runs of a group, with frequency and interval."""
+    if key not in counts:
+        return []
+    c, n = counts[key]
+    rows = []
+    for i, j in zip(*np.nonzero(np.triu(c >= min_count, 1)), strict=True):
+        lo, hi = st.wilson_interval(int(c[i, j]), n)
+        f = c[i, j] / n
+        rows.append(
+            {
+                "a": class_names[i],
+                "b": class_names[j],
+                "count": int(c[i, j]),
+                "runs": n,
+                "frequency": float(f),
+                "low": lo,
+                "high": hi,
+                "class": st.classify(f),
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["frequency"], r["a"], r["b"]))
+
+
+def score_truth(
+    truth: dict,
+    class_names: list[str],
+    counts: dict,
+    groups: dict,
+    hand_one: np.ndarray | None,
+    rec: Recordings,
+) -> dict:
+    """Planted relations vs the robust pairs across DAE seeds (see `stability.truth_universe`)."""
+    index = {n: i for i, n in enumerate(class_names)}
+
+    def pairs(items) -> set[tuple[int, int]]:
+        return {
+            tuple(sorted((index[a], index[b])))
+            for a, b in (_pair_names(p) for p in items)
+            if a in index and b in index
+        }
+
+    planted = pairs(truth.get("extension_pairs", [])) | pairs(truth.get("near_twins", []))
+    controls = pairs(truth.get("control_pairs", []))
+    labelled = {s for p in planted | controls for s in p}
+    universe = st.truth_universe(len(class_names), labelled, controls)
+    out: dict = {"planted": len(planted), "controls": len(controls)}
+    for relation in ("partners", "mutual", "related"):
+        if ("dae", relation) not in counts:
+            continue
+        c, n = counts[("dae", relation)]
+        robust = st.robust_pairs(c, n)
+        p, r = st.precision_recall(robust, planted, universe)
+        out[relation] = {"precision": p, "recall": r, "robust_in_universe": len(robust & universe)}
+    c, n = counts[("dae", "related")]
+    out["robust_controls"] = sorted(
+        f"{class_names[i]}/{class_names[j]}" for i, j in st.robust_pairs(c, n) & controls
+    )
+    out["missed"] = sorted(
+        f"{class_names[i]}/{class_names[j]}"
+        for i, j in planted - st.robust_pairs(*counts[("dae", "partners")])
+    )
+    if hand_one is not None:
+        out["mislabelled_flagged"] = flag_hand_mismatch(
+            truth.get("hands", {}), hand_one, rec.labels, class_names
+        )
+        out["mislabelled_truth"] = sorted(m["sign"] for m in truth.get("mislabelled", []))
+    return out
+
+
+def _pair_names(p) -> tuple[str, str]:
+    a, b = p  # the truth stores pairs as [sign, sign]
+    return str(a), str(b)
+
+
+def flag_hand_mismatch(
+    stated: dict[str, str], one_handed: np.ndarray, labels: np.ndarray, class_names: list[str]
+) -> list[str]:
+    """Signs stated two-handed whose recordings the hand-usage heuristic mostly finds one-handed."""
+    flagged = []
+    for s, name in enumerate(class_names):
+        if stated.get(name) in ("two", 2, "2") and np.mean(one_handed[labels == s]) > 0.5:
+            flagged.append(name)
+    return flagged
