@@ -11,7 +11,10 @@ PYTHON ?= python3
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: demo test lint install clean ui bench
+.PHONY: demo test lint install clean ui bench install-cluster test-cluster
+
+CLUSTER_VENV := .venv-cluster
+CLUSTER_STAMP := $(CLUSTER_VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +23,16 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# A second environment with the cluster extra (Ray, submitit, psycopg2): hydra-ray-launcher pins
+# cloudpickle<3, which the main environment's joblib 1.6 cannot share.
+$(CLUSTER_STAMP): pyproject.toml constraints-cluster.txt
+	test -x $(CLUSTER_VENV)/bin/python || $(PYTHON) -m venv $(CLUSTER_VENV)
+	$(CLUSTER_VENV)/bin/python -m pip install -qq --upgrade "pip>=24"
+	$(CLUSTER_VENV)/bin/python -m pip install -qq -c constraints-cluster.txt -e '.[dev,cluster]'
+	touch $(CLUSTER_STAMP)
+
+install-cluster: $(CLUSTER_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lstmpaths-data describe synthetic
@@ -32,6 +45,10 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
+# The smoke sweep on a local Ray instance, tracked by an mlflow server on PostgreSQL.
+test-cluster: $(CLUSTER_STAMP)
+	$(CLUSTER_VENV)/bin/python -m pytest -m cluster -s tests/test_cluster.py
+
 # Speed as ratios against plain PyTorch loops, measured in one run (not a test).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
@@ -41,4 +58,4 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CLUSTER_VENV) .pytest_cache .ruff_cache

@@ -111,8 +111,13 @@ def main() -> None:
     tune_allocator()
     silence_library_noise()
     # `sweeps/` (the study designs) is a config group: `lstmpaths-run -m +sweeps=robustness`.
-    if not any(arg.startswith("hydra.searchpath") for arg in sys.argv[1:]):
-        sys.argv.append(f"hydra.searchpath=[file://{REPO_ROOT}]")
+    # Placed right after the user's last override: Hydra's parser takes one run of overrides.
+    args = sys.argv[1:]
+    if not any(arg.startswith("hydra.searchpath") for arg in args):
+        overrides = [i for i, a in enumerate(args) if "=" in a and not a.startswith("-")]
+        at = overrides[-1] + 1 if overrides else len(args)
+        args.insert(at, f"hydra.searchpath=[file://{REPO_ROOT}]")
+        sys.argv[1:] = args
     _hydra_main()
 
 
