@@ -16,6 +16,25 @@ DEFAULT_AUSLAN = REPO.parent / "shared" / "data" / "auslan-hq" / "tctodd.tar.gz"
 
 
 @pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory) -> dict:
+    """The `smoke` sweep (4 jobs, 2 at a time) run once into its own store, shared by the sweep
+    layout test and the browser test of the MLflow UI."""
+    import subprocess
+
+    tmp = tmp_path_factory.mktemp("smoke")
+    args = [
+        str(REPO / ".venv" / "bin" / "lstmpaths-run"),
+        "-m",
+        "+sweeps=smoke",
+        f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        f"hydra.sweep.dir={tmp}/sweep",
+    ]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return {"args": args, "uri": f"sqlite:///{tmp}/mlflow.db", "dir": tmp, "first": first}
+
+
+@pytest.fixture(scope="session")
 def auslan_archive() -> Path:
     path = Path(os.environ.get("LSTMPATHS_AUSLAN", DEFAULT_AUSLAN))
     if not path.exists():

@@ -15,17 +15,9 @@ RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
 
 
 @pytest.mark.slow
-def test_smoke_sweep_parent_children_and_resume(tmp_path: Path) -> None:
-    args = [
-        RUN,
-        "-m",
-        "+sweeps=smoke",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-        f"hydra.sweep.dir={tmp_path}/sweep",
-    ]
-    first = subprocess.run(args, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+def test_smoke_sweep_parent_children_and_resume(smoke_sweep: dict) -> None:
+    args = smoke_sweep["args"]
+    client = mlflow.MlflowClient(smoke_sweep["uri"])
     exp = client.get_experiment_by_name("lstmpaths")
     (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
     assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] >= 4

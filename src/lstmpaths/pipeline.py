@@ -98,12 +98,22 @@ def lock_path(uri: str, key: str) -> Path:
     return folder / f"classifier-{key}.lock"
 
 
-def run_classifier_stage(cfg: DictConfig) -> ClassifierOutcome:
+def preflight(cfg: DictConfig, prepared: Prepared) -> None:
+    """Settings a job would only trip over after minutes of training, checked up front."""
+    from lstmpaths.autoencoder import check_settings
+
+    if cfg.stage == "paths":
+        ae = cfg.autoencoder
+        check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
+        sign_groups(cfg, prepared.data.class_names, prepared.data.truth)
+
+
+def run_classifier_stage(cfg: DictConfig, prepared: Prepared | None = None) -> ClassifierOutcome:
     """Reuse the FINISHED classifier with this key, or train it (once, even with parallel jobs)."""
     from filelock import FileLock
 
     uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
-    prepared = prepare_data(cfg.data)
+    prepared = prepared or prepare_data(cfg.data)
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
     clf_cfg = OmegaConf.to_container(cfg.classifier, resolve=True)
     key = classifier_key(data_cfg, prepared.data.fingerprint, clf_cfg)
@@ -482,18 +492,10 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
 def _project(
     cfg: DictConfig, arrays: dict, prepared: Prepared, tmp: Path, run_id: str
 ) -> tuple[dict[str, float], list[Path]]:
-    import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping
 
     from lstmpaths import figures as fig
-    from lstmpaths.autoencoder import (
-        AutoencoderModule,
-        DenoisingAutoencoder,
-        encode,
-        reconstruction_mse,
-        training_vectors,
-    )
+    from lstmpaths.autoencoder import encode, reconstruction_mse, training_vectors
     from lstmpaths.data import pad_front
     from lstmpaths.metrics import (
         continuity,
@@ -513,37 +515,8 @@ def _project(
 
     # --- train the autoencoder on shuffled per-step vectors of the training sequences
     vectors = training_vectors(acts[train], lengths[train], str(ae.window), tuple(ae.study_steps))
-    rng = np.random.default_rng(int(ae.seed))
-    order = rng.permutation(len(vectors))
-    n_val = max(1, int(round(float(ae.val_fraction) * len(vectors))))
-    val_vectors, fit_vectors = vectors[order[:n_val]], vectors[order[n_val:]]
-    L.seed_everything(int(ae.seed), verbose=False)
-    net = DenoisingAutoencoder(
-        acts.shape[2], int(ae.bottleneck), str(ae.activation), tuple(ae.widths), float(ae.noise)
-    )
-    module = AutoencoderModule(net, lr=float(ae.lr))
-    best = BestWeights("epoch/val_mse")
-    trainer = L.Trainer(
-        max_epochs=int(ae.max_epochs),
-        callbacks=[EarlyStopping(monitor="epoch/val_mse", patience=int(ae.patience)), best],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        accelerator="cpu",
-    )
-    started = time.perf_counter()
-    trainer.fit(
-        module,
-        train_dataloaders=VectorBatches(
-            fit_vectors, int(ae.batch_size), shuffle=True, seed=int(ae.seed)
-        ),
-        val_dataloaders=VectorBatches(val_vectors, 8192, shuffle=False),
-    )
-    dae_seconds = time.perf_counter() - started
-    net.load_state_dict(best.state)
+    net, fit = train_autoencoder(ae, vectors)
+    val_vectors = fit.pop("val_vectors")
 
     # --- paths: every sequence's every step, in one batched call
     started = time.perf_counter()
@@ -552,9 +525,7 @@ def _project(
     k = int(ae.bottleneck)
     metrics: dict[str, float] = {
         "recon_mse_val": reconstruction_mse(net, val_vectors),
-        "dae_epochs": float(trainer.current_epoch),
-        "dae_best_epoch": float(best.epoch),
-        "dae_seconds": dae_seconds,
+        **fit,
         "encode_seconds": encode_seconds,
     }
     # --- faithfulness against the 100-D vectors, and the PCA baseline on the same points
@@ -707,6 +678,63 @@ def _project(
         )
     metrics["figures_seconds"] = time.perf_counter() - started
     return metrics, out
+
+
+def train_autoencoder(ae: DictConfig, vectors: np.ndarray):
+    """Fit the denoising autoencoder on per-step vectors (a seeded validation split held out).
+
+    Returns the network with its best weights and a dict of fit facts (epochs, best epoch,
+    seconds, and the validation vectors under "val_vectors").
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from lstmpaths.autoencoder import AutoencoderModule, DenoisingAutoencoder
+
+    stride = int(ae.get("step_stride", 1))
+    if stride < 1:
+        raise ConfigError(f"autoencoder.step_stride={stride}: must be 1 or more")
+    rng = np.random.default_rng(int(ae.seed))
+    order = rng.permutation(len(vectors))
+    n_val = max(1, int(round(float(ae.val_fraction) * len(vectors))))
+    # the validation vectors are the same whatever the stride, so runs stay comparable
+    val_vectors, fit_vectors = vectors[order[:n_val]], vectors[np.sort(order[n_val:])[::stride]]
+    L.seed_everything(int(ae.seed), verbose=False)
+    net = DenoisingAutoencoder(
+        vectors.shape[1], int(ae.bottleneck), str(ae.activation), tuple(ae.widths), float(ae.noise)
+    )
+    module = AutoencoderModule(net, lr=float(ae.lr))
+    best = BestWeights("epoch/val_mse")
+    stop = EarlyStopping(
+        monitor="epoch/val_mse", patience=int(ae.patience), min_delta=float(ae.get("min_delta", 0))
+    )
+    trainer = L.Trainer(
+        max_epochs=int(ae.max_epochs),
+        callbacks=[stop, best],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        accelerator="cpu",
+    )
+    started = time.perf_counter()
+    trainer.fit(
+        module,
+        train_dataloaders=VectorBatches(
+            fit_vectors, int(ae.batch_size), shuffle=True, seed=int(ae.seed)
+        ),
+        val_dataloaders=VectorBatches(val_vectors, 8192, shuffle=False),
+    )
+    net.load_state_dict(best.state)
+    return net, {
+        "dae_epochs": float(trainer.current_epoch),
+        "dae_best_epoch": float(best.epoch),
+        "dae_seconds": time.perf_counter() - started,
+        "dae_train_vectors": float(len(fit_vectors)),
+        "val_vectors": val_vectors,
+    }
 
 
 class BestWeights(Callback):

@@ -58,14 +58,23 @@ def run_job(cfg: DictConfig) -> float:
     import torch
 
     from lstmpaths.errors import ConfigError
-    from lstmpaths.pipeline import run_classifier_stage, run_projection_stage
+    from lstmpaths.pipeline import (
+        preflight,
+        prepare_data,
+        run_classifier_stage,
+        run_projection_stage,
+    )
 
     silence_library_noise()  # again here: joblib workers are fresh processes
     if cfg.stage not in ("classifier", "paths"):
         raise ConfigError(f"stage={cfg.stage!r}: choose classifier or paths")
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    outcome = run_classifier_stage(cfg)
+    prepared = prepare_data(cfg.data)
+    if not _in_multirun():
+        # a sweep job keeps these checks inside its MLflow run, so it shows there as FAILED
+        preflight(cfg, prepared)
+    outcome = run_classifier_stage(cfg, prepared)
     print(
         f"classifier run {outcome.run_id} ({'reused' if outcome.reused else 'trained'}): "
         f"test_acc {outcome.metrics.get('test_acc', float('nan')):.4f}"
@@ -107,7 +116,29 @@ def _hydra_main(cfg: DictConfig) -> float:
         raise
 
 
+def check_group_choices(args: list[str]) -> None:
+    """`group=name` / `+group=name` overrides naming a config file that does not exist: one line
+    listing the choices (Hydra's own message is a multi-line composition error)."""
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.lstrip("+~").partition("=")
+        folder = REPO_ROOT / ("sweeps" if key == "sweeps" else f"conf/{key}")
+        if "." in key or "/" in key or not folder.is_dir() or "," in value:
+            continue
+        choices = sorted(p.stem for p in folder.glob("*.yaml"))
+        if value not in choices:
+            where = "sweeps/" if key == "sweeps" else f"conf/{key}/"
+            print(
+                f"lstmpaths-run: error: {key}={value}: no {where}{value}.yaml; "
+                f"choose one of {', '.join(choices)}",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+
+
 def main() -> None:
+    check_group_choices(sys.argv[1:])
     tune_allocator()
     silence_library_noise()
     # `sweeps/` (the study designs) is a config group: `lstmpaths-run -m +sweeps=robustness`.

@@ -63,4 +63,4 @@ def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
         if maxlen is not None:
             data = apply_maxlen(data, maxlen)
         return data
-    raise ConfigError(f"data source {source!r} is unknown: choose one of {', '.join(SOURCES)}")
+    raise ConfigError(f"data.source={source!r}: unknown source; choose one of {', '.join(SOURCES)}")

@@ -1,0 +1,118 @@
+"""How fast can the autoencoder train without worse pictures? Settings side by side.
+
+Trains the DAE with each setting below on one classifier's activations (the newest FINISHED
+classifier run in the project's store, e.g. after `lstmpaths-run data=auslan stage=classifier`),
+one torch thread (as in a parallel sweep), two seeds each, and prints per setting: epochs,
+seconds, validation MSE, trustworthiness, continuity, and the seed-to-seed sign-distance
+Spearman (stability). Not a test: a measurement to choose the sweep's settings from.
+
+    .venv/bin/python benchmarks/dae_settings.py [--classifier RUN_ID] [--seeds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from lstmpaths.autoencoder import encode, reconstruction_mse, training_vectors
+from lstmpaths.metrics import continuity, subsample, trustworthiness
+from lstmpaths.pipeline import load_activations, train_autoencoder
+from lstmpaths.stability import distance_spearman, sign_distances
+from lstmpaths.tracking import client, default_tracking_uri
+
+SETTINGS = {
+    "baseline (batch 512, lr 0.002)": {},
+    "batch 1024, lr 0.003": {"batch_size": 1024, "lr": 0.003},
+    "batch 1024, lr 0.003, min_delta 1e-4": {"batch_size": 1024, "lr": 0.003, "min_delta": 1e-4},
+    "batch 1024, lr 0.003, min_delta 1e-4, stride 3": {
+        "batch_size": 1024,
+        "lr": 0.003,
+        "min_delta": 1e-4,
+        "step_stride": 3,
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classifier", help="classifier run id (default: the newest)")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--only", help="substring of the settings to run")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    uri = default_tracking_uri()
+    mlflow_client = client(uri)
+    run_id = args.classifier
+    if run_id is None:
+        exps = [e.experiment_id for e in mlflow_client.search_experiments()]
+        found = mlflow_client.search_runs(
+            exps,
+            "tags.`lstmpaths.stage` = 'classifier' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not found:
+            raise SystemExit(
+                "no FINISHED classifier run: lstmpaths-run data=auslan stage=classifier"
+            )
+        run_id = found[0].info.run_id
+    source = mlflow_client.get_run(run_id).data.params.get("data.source")
+    base = OmegaConf.load("conf/autoencoder/dae.yaml")
+    base.window = "study" if source == "auslan" else "signal"
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = load_activations(uri, run_id, tmp)
+    acts = arrays["activations"].astype(np.float32)
+    train = np.flatnonzero(arrays["part"] == "train")
+    lengths, labels = arrays["lengths"], arrays["labels"]
+    n_signs = len(arrays["class_names"])
+    vectors = training_vectors(
+        acts[train], lengths[train], str(base.window), tuple(base.study_steps)
+    )
+    pick = subsample(len(vectors), 5000, seed=0)
+    print(f"classifier {run_id} ({source}): {len(vectors)} training vectors, 1 thread")
+    rows = []
+    for name, change in SETTINGS.items():
+        if args.only and args.only not in name:
+            continue
+        per_seed, dists = [], []
+        for seed in range(args.seeds):
+            cfg = OmegaConf.merge(base, change, {"seed": seed})
+            started = time.perf_counter()
+            net, fit = train_autoencoder(cfg, vectors)
+            seconds = time.perf_counter() - started
+            low = encode(net, vectors[pick])
+            codes = encode(net, acts[train])
+            dists.append(sign_distances(codes, lengths[train], labels[train], n_signs))
+            per_seed.append(
+                {
+                    "epochs": fit["dae_epochs"],
+                    "seconds": seconds,
+                    "val_mse": reconstruction_mse(net, fit["val_vectors"]),
+                    "trust": trustworthiness(vectors[pick], low, 10),
+                    "cont": continuity(vectors[pick], low, 10),
+                }
+            )
+        row = {"setting": name} | {k: float(np.mean([p[k] for p in per_seed])) for k in per_seed[0]}
+        row["seed_spearman"] = distance_spearman(dists[0], dists[1]) if len(dists) > 1 else None
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print(
+        f"{'setting':50s} {'epochs':>7s} {'s/job':>7s} {'val MSE':>8s} {'trust':>6s} {'cont':>6s} {'stab.':>6s}"
+    )
+    for r in rows:
+        stab = f"{r['seed_spearman']:.3f}" if r["seed_spearman"] is not None else "–"
+        print(
+            f"{r['setting']:50s} {r['epochs']:7.0f} {r['seconds']:7.1f} {r['val_mse']:8.4f} "
+            f"{r['trust']:6.3f} {r['cont']:6.3f} {stab:>6s}"
+        )
+
+
+if __name__ == "__main__":
+    main()

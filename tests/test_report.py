@@ -1,0 +1,106 @@
+"""`lstmpaths-report` on a small real sweep of synthetic data, scored against the planted truth."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import REPO
+
+RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
+REPORT = str(REPO / ".venv" / "bin" / "lstmpaths-report")
+# 40 signs: 2 extension pairs, 1 near-twin pair, 2 control pairs, 1 mislabelled sign planted
+SMALL = [
+    "data.n_signs=40",
+    "data.n_recordings=15",
+    "classifier.net.hidden_size=48",
+    "classifier.max_epochs=60",
+    "classifier.patience=10",
+    "autoencoder.widths=[96,24]",
+    "autoencoder.batch_size=1024",
+    "autoencoder.lr=0.003",
+    "autoencoder.min_delta=0.0001",
+    "figures.animation=false",
+    "figures.interactive=false",
+    "threads=1",
+]
+DAE_SEEDS = 5
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> tuple[str, str]:
+    tmp = tmp_path_factory.mktemp("report")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    done = subprocess.run(
+        [
+            RUN,
+            "-m",
+            *SMALL,
+            f"autoencoder.seed={','.join(map(str, range(DAE_SEEDS)))}",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={tmp}/sweep",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return uri, str(tmp)
+
+
+@pytest.mark.slow
+def test_report_recovers_the_planted_relations(sweep: tuple[str, str]) -> None:
+    from lstmpaths.analysis import Options
+    from lstmpaths.report import build_report
+
+    uri, tmp = sweep
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("lstmpaths")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
+    out = Path(tmp) / "report"
+    result = build_report(uri, "lstmpaths", parent.info.run_id, out, Options())
+    truth = result["truth"]
+    print("ground truth:", truth)
+    assert truth["planted"] == 3 and truth["controls"] == 2
+    assert truth["nearest"]["precision"] >= 0.9
+    assert truth["nearest"]["recall"] >= 0.8
+    assert truth["robust_controls"] == []
+    assert truth["mislabelled_flagged"] == truth["mislabelled_truth"] != []
+    # the folder and the MLflow run hold the same report
+    md = (out / "report.md").read_text()
+    assert "## Against the planted truth" in md and "**Recommendation:**" in md
+    for name in ("settings.csv", "pairs_across_dae_seeds.csv", "named_pairs.csv"):
+        assert (out / name).stat().st_size > 0
+    for name in ("pair_frequency.png", "paths_across_seeds.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    (report_run,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'report'")
+    assert report_run.info.status == "FINISHED"
+    assert report_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    logged = {a.path for a in client.list_artifacts(report_run.info.run_id, "report")}
+    assert "report/report.md" in logged and "report/pair_frequency.png" in logged
+    assert report_run.data.metrics["dae_runs"] == DAE_SEEDS
+
+
+@pytest.mark.slow
+def test_report_command_fails_clearly_without_runs(sweep: tuple[str, str], tmp_path: Path) -> None:
+    uri, _ = sweep
+    done = subprocess.run(
+        [REPORT, "--experiment", "nope", "--tracking-uri", uri, "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "--experiment nope: no such experiment" in done.stderr and "lstmpaths" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()
+    mlflow.MlflowClient(uri).create_experiment("empty")
+    done = subprocess.run(
+        [REPORT, "--experiment", "empty", "--tracking-uri", uri, "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "no FINISHED paths runs" in done.stderr
+    assert not (tmp_path / "r").exists()

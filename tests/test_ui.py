@@ -1,0 +1,170 @@
+"""The MLflow UI as a user sees it: after the `smoke` sweep, headless Chromium opens the
+experiment, finds the sweep's parent run and its children, opens a child and finds the path
+figure and the interactive HTML among its artifacts. Screenshots go to tests/screenshots/
+(git-ignored) so a person can look at them.
+
+Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them); skipped without.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from conftest import REPO
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SHOTS = REPO / "tests" / "screenshots"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver"
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(smoke_sweep: dict) -> Iterator[str]:
+    """`mlflow ui` on the smoke sweep's store, on a free loopback port (what `make ui` runs)."""
+    port = _free_port()
+    log = open(smoke_sweep["dir"] / "ui.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [
+            str(REPO / ".venv" / "bin" / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            smoke_sweep["uri"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, (smoke_sweep["dir"] / "ui.log").read_text()[-2000:]
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download anything
+    profile = tempfile.mkdtemp(prefix="lstmpaths-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait_for_text(driver, text: str, timeout: float = 60) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+        lambda d: text in d.find_element("tag name", "body").text
+    )
+
+
+def _click_text(driver, text: str, timeout: float = 30) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def find(d):
+        for el in d.find_elements("xpath", f"//*[normalize-space(text())='{text}']"):
+            if el.is_displayed():
+                return el
+        return False
+
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(find).click()
+
+
+def test_mlflow_ui_shows_the_sweep_and_a_childs_figures(ui: str, browser, smoke_sweep) -> None:
+    client = mlflow.MlflowClient(smoke_sweep["uri"])
+    exp = client.get_experiment_by_name("lstmpaths")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
+    child = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and tags.`lstmpaths.stage` = 'paths'",
+    )[0]
+    SHOTS.mkdir(exist_ok=True)
+
+    # 1. the experiment's run list: the sweep's parent run, expandable to its children
+    browser.get(f"{ui}/#/experiments/{exp.experiment_id}")
+    _wait_for_text(browser, parent.info.run_name)
+    browser.save_screenshot(str(SHOTS / "1-experiment.png"))
+    from selenium.webdriver.common.by import By
+
+    expanders = browser.find_elements(
+        By.CSS_SELECTOR, "[aria-label*='xpand'], button[title*='xpand']"
+    )
+    if expanders:
+        expanders[0].click()
+    _wait_for_text(browser, child.info.run_name)
+    browser.save_screenshot(str(SHOTS / "2-parent-with-children.png"))
+
+    # 2. open the child run by clicking its name, then its artifacts
+    _click_text(browser, child.info.run_name)
+    _wait_for_text(browser, "Artifacts")
+    assert child.info.run_id in browser.current_url
+    browser.save_screenshot(str(SHOTS / "3-child-run.png"))
+    _click_text(browser, "Artifacts")
+    _click_text(browser, "figures")
+    _wait_for_text(browser, "paths.png")
+    _wait_for_text(browser, "paths.html")
+    _click_text(browser, "paths.png")
+    time.sleep(2)  # the image preview loads after the click
+    browser.save_screenshot(str(SHOTS / "4-child-figures-paths.png"))
+    images = [
+        img
+        for img in browser.find_elements(By.TAG_NAME, "img")
+        if "paths.png" in (img.get_attribute("src") or "")
+        and browser.execute_script("return arguments[0].naturalWidth", img) > 100
+    ]
+    assert images, "figures/paths.png is listed but its preview did not load"
