@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import mlflow
 import pytest
