@@ -29,13 +29,21 @@ from lstmpaths.tracking import client, default_tracking_uri
 SETTINGS = {
     "baseline (batch 512, lr 0.002)": {},
     "batch 1024, lr 0.003": {"batch_size": 1024, "lr": 0.003},
-    "batch 1024, lr 0.003, min_delta 1e-4": {"batch_size": 1024, "lr": 0.003, "min_delta": 1e-4},
-    "batch 1024, lr 0.003, min_delta 1e-4, stride 3": {
+    "batch 1024, cosine lr 0.004, 15 epochs, stride 2": {
         "batch_size": 1024,
-        "lr": 0.003,
-        "min_delta": 1e-4,
+        "lr": 0.004,
+        "schedule": "cosine",
+        "max_epochs": 15,
+        "step_stride": 2,
+    },
+    "batch 1024, cosine lr 0.004, 24 epochs, stride 3": {
+        "batch_size": 1024,
+        "lr": 0.004,
+        "schedule": "cosine",
+        "max_epochs": 24,
         "step_stride": 3,
     },
+    "batch 1024, lr 0.003, stride 3": {"batch_size": 1024, "lr": 0.003, "step_stride": 3},
 }
 
 

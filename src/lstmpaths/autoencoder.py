@@ -61,9 +61,20 @@ class DenoisingAutoencoder(nn.Module):
 
 
 class AutoencoderModule(L.LightningModule):
-    def __init__(self, net: DenoisingAutoencoder, lr: float = 1e-3):
+    """Adam on the MSE to the clean input. schedule="cosine" decays the learning rate to zero
+    over `epochs` (a fixed budget that converges in far fewer epochs than a constant rate)."""
+
+    def __init__(
+        self,
+        net: DenoisingAutoencoder,
+        lr: float = 1e-3,
+        schedule: str = "constant",
+        epochs: int = 1,
+    ):
         super().__init__()
-        self.net, self.lr = net, lr
+        if schedule not in ("constant", "cosine"):
+            raise ConfigError(f"autoencoder.schedule={schedule!r}: choose constant or cosine")
+        self.net, self.lr, self.schedule, self.epochs = net, lr, schedule, epochs
 
     def training_step(self, batch, batch_idx):  # noqa: ARG002
         (x,) = batch
@@ -77,7 +88,11 @@ class AutoencoderModule(L.LightningModule):
         self.log("epoch/val_mse", loss, on_step=False, on_epoch=True, batch_size=len(x))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if self.schedule == "constant":
+            return optimizer
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.epochs))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "epoch"}}
 
 
 def training_vectors(

@@ -31,6 +31,7 @@ from lstmpaths.tracking import (
     KEY_TAG,
     STAGE_TAG,
     ensure_experiment,
+    fault_point,
     find_finished,
     flatten,
     store_folder,
@@ -475,7 +476,9 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
         mlflow_client = client(uri)
         for name, value in metrics.items():
             mlflow_client.log_metric(run.info.run_id, name, float(value))
-        for path in files:
+        for n, path in enumerate(files):
+            if n == 2:
+                fault_point("upload")
             mlflow_client.log_artifact(
                 run.info.run_id,
                 str(path),
@@ -703,7 +706,9 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray):
     net = DenoisingAutoencoder(
         vectors.shape[1], int(ae.bottleneck), str(ae.activation), tuple(ae.widths), float(ae.noise)
     )
-    module = AutoencoderModule(net, lr=float(ae.lr))
+    module = AutoencoderModule(
+        net, float(ae.lr), str(ae.get("schedule", "constant")), int(ae.max_epochs)
+    )
     best = BestWeights("epoch/val_mse")
     stop = EarlyStopping(
         monitor="epoch/val_mse", patience=int(ae.patience), min_delta=float(ae.get("min_delta", 0))

@@ -143,6 +143,29 @@ def find_finished(uri: str, experiment_id: str, key: str):
     return runs[0] if runs else None
 
 
+def _close_stale(mlflow_client, experiment_id: str, key: str) -> None:
+    """Runs of this key left RUNNING by a process that was killed (SIGKILL, power loss) are
+    marked KILLED when the same configuration runs again, so the UI does not show them as live."""
+    from mlflow.entities import RunTag
+
+    stale = mlflow_client.search_runs(
+        [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"
+    )
+    for run in stale:
+        with contextlib.suppress(Exception):
+            note = "interrupted: its process ended without closing the run; re-run superseded it"
+            mlflow_client.log_batch(run.info.run_id, tags=[RunTag("lstmpaths.error", note)])
+            mlflow_client.set_terminated(run.info.run_id, "KILLED")
+
+
+def fault_point(name: str) -> None:
+    """Test hook: LSTMPATHS_FAULT=<name> kills this process here with SIGKILL (crash tests)."""
+    if os.environ.get("LSTMPATHS_FAULT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def tracked_run(
     uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, str]
@@ -151,6 +174,8 @@ def tracked_run(
     from mlflow.entities import Param, RunTag
 
     mlflow_client = client(uri)
+    if KEY_TAG in tags:
+        _close_stale(mlflow_client, experiment_id, tags[KEY_TAG])
     run = mlflow_client.create_run(
         experiment_id, run_name=run_name, tags={"lstmpaths.git_commit": git_commit(), **tags}
     )
