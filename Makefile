@@ -11,7 +11,7 @@ PYTHON ?= python3
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: demo test lint install clean ui bench install-cluster test-cluster
+.PHONY: demo test lint install clean ui bench install-cluster test-cluster gallery
 
 CLUSTER_VENV := .venv-cluster
 CLUSTER_STAMP := $(CLUSTER_VENV)/.installed-stamp
@@ -39,8 +39,8 @@ demo: $(STAMP)
 	$(BIN)/lstmpaths-run
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
@@ -52,6 +52,10 @@ test-cluster: $(CLUSTER_STAMP)
 # Speed as ratios against plain PyTorch loops, measured in one run (not a test).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# The README's gallery, from the newest real-data robustness job and report in mlruns/.
+gallery: $(STAMP)
+	$(BIN)/python docs/make_gallery.py
 
 # The MLflow UI on the project's store, bound to loopback only.
 ui: $(STAMP)
