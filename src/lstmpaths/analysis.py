@@ -168,6 +168,8 @@ def analyse(
     lstm_runs = [r for r in runs if r.setting == primary]
     groups = {
         "dae": dae_runs,
+        # every setting and seed on the main classifier: how much the settings move a pair
+        "settings": [r for r in runs if r.classifier_id == main_classifier],
         "lstm": lstm_runs if len({r.classifier_id for r in lstm_runs}) > 1 else [],
     }
     counts = {}
@@ -181,9 +183,10 @@ def analyse(
             [geo[r.run_id]["related"] for r in members]
         )
     if len(classifiers) > 1:
-        counts[("lstm_100d", "related")] = _frequencies(
-            [high_rel[c]["related"] for c in classifiers]
-        )
+        for relation in ("related", "nearest"):
+            counts[("lstm_100d", relation)] = _frequencies(
+                [high_rel[c][relation] for c in classifiers]
+            )
     main_high = high_rel[main_classifier]
 
     # --- across LSTM seeds: CKA of activations on the same inputs + the stability measures

@@ -162,6 +162,7 @@ def planted_truth(uri: str, classifier_run_id: str, cache: Path) -> dict | None:
     from omegaconf import OmegaConf
 
     from lstmpaths.pipeline import prepare_data
+    from lstmpaths.tracking import client
 
     path = download_artifacts(
         run_id=classifier_run_id, artifact_path="config.yaml", dst_path=str(cache / "config"),
@@ -170,7 +171,15 @@ def planted_truth(uri: str, classifier_run_id: str, cache: Path) -> dict | None:
     cfg = OmegaConf.load(path)
     if cfg.data.source != "synthetic":
         return None
-    return prepare_data(cfg.data).data.truth
+    data = prepare_data(cfg.data).data
+    logged = client(uri).get_run(classifier_run_id).data.tags.get("lstmpaths.data_fingerprint")
+    if logged != data.fingerprint:
+        print(
+            "report: the synthetic generator has changed since these runs were made "
+            f"(fingerprint {data.fingerprint} vs {logged}); no ground-truth scores"
+        )
+        return None
+    return data.truth
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -220,10 +229,10 @@ def _named_rows(result: dict, pairs: list, class_names: list[str]) -> list[dict]
     rows = []
     for a, b in pairs:
         row: dict = {"pair": f"{a}/{b}"}
-        for group in ("dae", "lstm"):
+        for group in ("dae", "settings", "lstm", "lstm_100d"):
             for relation in ("related", "nearest"):
                 key = (group, relation)
-                if key not in result["counts"]:
+                if key not in result["counts"] or (group == "settings" and relation == "nearest"):
                     continue
                 c, n = result["counts"][key]
                 k = int(c[index[a], index[b]])
@@ -396,9 +405,12 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
     lines += [
         "## The named pairs",
         "",
-        f"Across DAE seeds: {n_dae} runs of {result['primary']} on one classifier. "
-        "Across LSTM seeds: every run of that setting over the retrained classifiers "
-        "(each run a new LSTM and a new autoencoder).",
+        f"`dae_*`: across {n_dae} DAE seeds of {result['primary']} on one classifier. "
+        "`settings_*`: across every setting and seed on that classifier. `lstm_*`: every run of "
+        f"{result['primary']} over the retrained classifiers (each a new LSTM and a new "
+        "autoencoder); `lstm_100d_*`: the same pair in the retrained LSTMs' own 100-D "
+        "activations (no projection). `related_in_100d`: related in the main classifier's "
+        "activations.",
         "",
         _md_table(named),
         "",
