@@ -351,7 +351,9 @@ def score_truth(
 
     planted = pairs(truth.get("extension_pairs", [])) | pairs(truth.get("near_twins", []))
     controls = pairs(truth.get("control_pairs", []))
-    labelled = {s for p in planted | controls for s in p}
+    # a planted sign's nearest sign should be its partner; a control sign's nearest sign is
+    # unconstrained (only its control partner is known to be unrelated)
+    labelled = {s for p in planted for s in p}
     universe = st.truth_universe(len(class_names), labelled, controls)
     out: dict = {"planted": len(planted), "controls": len(controls)}
     for relation in ("nearest", "partners", "mutual", "related"):

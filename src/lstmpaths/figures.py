@@ -428,7 +428,8 @@ def aligned_small_multiples(
     """One panel per run: every sign's mean path, Procrustes-aligned to the first run.
 
     Signs in `highlight` (the named pairs) are coloured and labelled, the rest grey, so the
-    reader sees which neighbourhoods move between runs and which stay.
+    reader sees which neighbourhoods move between runs and which stay. Shown as
+    sign(z)·log1p(|z|) after the alignment.
     """
     from lstmpaths.stability import align_to, resample_paths, sign_means
 
@@ -445,7 +446,8 @@ def aligned_small_multiples(
         flat = m.reshape(-1, 2)
         out = np.full_like(flat, np.nan)
         out[keep] = align_to(ref[keep], flat[keep])
-        aligned.append(out.reshape(m.shape))
+        # aligned first, then the study's sign(z)·log1p(|z|) so the crowded centre opens up
+        aligned.append(_display(out.reshape(m.shape), True))
     cols = min(3, len(aligned))
     rows = (len(aligned) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.8 * rows), squeeze=False)

@@ -326,7 +326,7 @@ def write_report(
             rec,
             highlight,
             out / "paths_across_seeds.png",
-            f"Sign mean paths across DAE seeds, aligned by Procrustes to seed "
+            f"Sign mean paths (log1p) across DAE seeds, aligned by Procrustes to seed "
             f"{by_id[dae_ids[0]].seed} ({result['primary']})",
         )
     )
@@ -467,7 +467,8 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
             "## Against the planted truth (synthetic data)",
             "",
             f"{t['planted']} planted pairs (extension + near twins), {t['controls']} control pairs. "
-            "Scored on the pairs the truth speaks about (every pair touching a planted sign); "
+            "Scored on the pairs the truth speaks about (every pair touching a sign of a planted "
+            "pair, and the control pairs); "
             "the headline is *nearest* (k = 1), since at k = 3 every planted sign has three "
             "related signs but one planted partner.",
             "",
