@@ -113,6 +113,8 @@ def _wait_for_text(driver, text: str, timeout: float = 60) -> None:
 
 
 def _click_text(driver, text: str, timeout: float = 30) -> None:
+    """Click the visible element whose own text is `text` (through JS when one of MLflow's
+    guidance popovers covers it)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     def find(d):
@@ -121,7 +123,13 @@ def _click_text(driver, text: str, timeout: float = 30) -> None:
                 return el
         return False
 
-    WebDriverWait(driver, timeout, poll_frequency=0.5).until(find).click()
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    element = WebDriverWait(driver, timeout, 0.5).until(find)
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        driver.execute_script("arguments[0].click()", element)
 
 
 def test_mlflow_ui_shows_the_sweep_and_a_childs_figures(ui: str, browser, smoke_sweep) -> None:
@@ -134,21 +142,25 @@ def test_mlflow_ui_shows_the_sweep_and_a_childs_figures(ui: str, browser, smoke_
     )[0]
     SHOTS.mkdir(exist_ok=True)
 
-    # 1. the experiment's run list: the sweep's parent run, expandable to its children
-    browser.get(f"{ui}/#/experiments/{exp.experiment_id}")
+    # 1. the experiment from the list; MLflow 3 opens it in its GenAI view, so switch to
+    #    "Model training" as a user would, and see the sweep's parent run
+    browser.get(f"{ui}/#/experiments")
+    _click_text(browser, "lstmpaths")
+    _click_text(browser, "Model training")
     _wait_for_text(browser, parent.info.run_name)
-    browser.save_screenshot(str(SHOTS / "1-experiment.png"))
+    browser.save_screenshot(str(SHOTS / "1-experiment-runs.png"))
     from selenium.webdriver.common.by import By
 
-    expanders = browser.find_elements(
-        By.CSS_SELECTOR, "[aria-label*='xpand'], button[title*='xpand']"
+    # 2. expand the parent (the + button in its name cell) and see its children
+    link = browser.find_element(
+        By.XPATH, f"//a[contains(@href, 'runs/{parent.info.run_id}')]/ancestor::div[1]/.."
     )
-    if expanders:
-        expanders[0].click()
+    (expander,) = link.find_elements(By.TAG_NAME, "button")[:1]
+    browser.execute_script("arguments[0].click()", expander)
     _wait_for_text(browser, child.info.run_name)
     browser.save_screenshot(str(SHOTS / "2-parent-with-children.png"))
 
-    # 2. open the child run by clicking its name, then its artifacts
+    # 3. open the child run by clicking its name, then its artifacts
     _click_text(browser, child.info.run_name)
     _wait_for_text(browser, "Artifacts")
     assert child.info.run_id in browser.current_url
@@ -158,12 +170,14 @@ def test_mlflow_ui_shows_the_sweep_and_a_childs_figures(ui: str, browser, smoke_
     _wait_for_text(browser, "paths.png")
     _wait_for_text(browser, "paths.html")
     _click_text(browser, "paths.png")
+    _wait_for_text(browser, "figures/paths.png")
     time.sleep(2)  # the image preview loads after the click
     browser.save_screenshot(str(SHOTS / "4-child-figures-paths.png"))
+    # the preview is a blob: URL; the figure is the only large image on the page
     images = [
         img
         for img in browser.find_elements(By.TAG_NAME, "img")
-        if "paths.png" in (img.get_attribute("src") or "")
-        and browser.execute_script("return arguments[0].naturalWidth", img) > 100
+        if img.is_displayed()
+        and browser.execute_script("return arguments[0].naturalWidth", img) >= 1000
     ]
     assert images, "figures/paths.png is listed but its preview did not load"

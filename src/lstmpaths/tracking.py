@@ -22,6 +22,9 @@ KEY_TAG = "lstmpaths.key"
 COMPLETE_TAG = "lstmpaths.complete"  # set last, just before FINISHED: every artifact is in
 _READY: set[str] = set()  # SQLite stores this process has seen with their schema in place
 STAGE_TAG = "lstmpaths.stage"
+# MLflow 3's UI opens an experiment in its GenAI (traces) view unless told it holds model
+# training runs; without this a user lands on empty trace charts instead of the runs.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def project_root() -> Path:
@@ -93,9 +96,18 @@ def ensure_experiment(uri: str, name: str) -> str:
     for attempt in range(5):
         existing = mlflow_client.get_experiment_by_name(name)
         if existing is not None:
+            if existing.tags.get(EXPERIMENT_KIND_TAG) is None:
+                with contextlib.suppress(MlflowException):
+                    mlflow_client.set_experiment_tag(
+                        existing.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
+                    )
             return existing.experiment_id
         try:
-            return mlflow_client.create_experiment(name, artifact_location=artifact_root(uri))
+            return mlflow_client.create_experiment(
+                name,
+                artifact_location=artifact_root(uri),
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
+            )
         except MlflowException:  # another process created it first
             time.sleep(0.2 * (attempt + 1))
     existing = mlflow_client.get_experiment_by_name(name)
