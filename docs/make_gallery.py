@@ -1,12 +1,13 @@
 """Copy the README's gallery from the project's MLflow store into docs/gallery/, small.
 
 Takes the newest FINISHED real-data paths run of the study's setting (linear, noise 0.1,
-seed 0) and the newest report run, downscales their figures to at most 1000 px wide with a
+DAE seed 0, classifier seed 8) and the newest report run, downscales their figures to at most 1000 px wide with a
 256-colour palette. `make gallery` runs it after the robustness sweep and its report.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 from lstmpaths.tracking import client, default_tracking_uri
 
 OUT = Path(__file__).parent / "gallery"
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 PATHS_FIGURES = [
     "paths.png",
     "last_step.png",
@@ -55,7 +57,8 @@ def main() -> None:
         mlflow_client,
         "tags.`lstmpaths.stage` = 'paths' and attributes.status = 'FINISHED' and "
         "params.`data.source` = 'auslan' and params.`autoencoder.activation` = 'linear' and "
-        "params.`autoencoder.noise` = '0.1' and params.`autoencoder.seed` = '0'",
+        "params.`autoencoder.noise` = '0.1' and params.`autoencoder.seed` = '0' and "
+        "params.`classifier.seed` = '8'",
     )
     report = newest(
         mlflow_client, "tags.`lstmpaths.stage` = 'report' and attributes.status = 'FINISHED'"

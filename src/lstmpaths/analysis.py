@@ -45,6 +45,7 @@ class PathsRun:
     codes: np.ndarray  # (N, T, k) front-padded like the activations
     metrics: dict[str, float] = field(default_factory=dict)
     extra: str = ""  # other autoencoder settings that vary within the report, as text
+    classifier_seed: str = "?"
 
     @property
     def setting(self) -> str:
@@ -223,6 +224,7 @@ def analyse(
         "primary": primary,
         "main_classifier": main_classifier,
         "classifiers": classifiers,
+        "classifier_seeds": {r.classifier_id: r.classifier_seed for r in runs},
         "groups": {k: [r.run_id for r in v] for k, v in groups.items()},
         "counts": counts,
         "high_related": main_high["related"],

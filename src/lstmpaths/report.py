@@ -132,6 +132,7 @@ def load_runs(uri: str, runs: list, cache: Path):
                 codes=codes,
                 metrics=dict(r.data.metrics),
                 extra=", ".join(f"{k} {params.get(f'autoencoder.{k}')}" for k in varying),
+                classifier_seed=params.get("classifier.seed", "?"),
             )
         )
         if n % 10 == 0 or n == len(runs):
@@ -334,7 +335,7 @@ def write_report(
         files.append(
             fig.cka_figure(
                 result["cka"],
-                [f"LSTM {i + 1}" for i in range(len(result["classifiers"]))],
+                [f"LSTM seed {result['classifier_seeds'][c]}" for c in result["classifiers"]],
                 out / "cka_lstm_seeds.png",
             )
         )
@@ -342,7 +343,14 @@ def write_report(
             _write_csv(
                 out / "cka.csv",
                 [
-                    {"classifier_run_id": a, **{f"lstm_{j + 1}": float(v) for j, v in enumerate(row)}}
+                    {
+                        "classifier_run_id": a,
+                        "classifier_seed": result["classifier_seeds"][a],
+                        **{
+                            f"seed_{result['classifier_seeds'][b]}": float(v)
+                            for b, v in zip(result["classifiers"], row, strict=True)
+                        },
+                    }
                     for a, row in zip(result["classifiers"], result["cka"], strict=True)
                 ],
             )
@@ -405,7 +413,8 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
     lines += [
         "## The named pairs",
         "",
-        f"`dae_*`: across {n_dae} DAE seeds of {result['primary']} on one classifier. "
+        f"`dae_*`: across {n_dae} DAE seeds of {result['primary']} on one classifier (seed "
+        f"{result['classifier_seeds'][result['main_classifier']]}). "
         "`settings_*`: across every setting and seed on that classifier. `lstm_*`: every run of "
         f"{result['primary']} over the retrained classifiers (each a new LSTM and a new "
         "autoencoder); `lstm_100d_*`: the same pair in the retrained LSTMs' own 100-D "
