@@ -27,8 +27,14 @@ TINY = [
 
 
 def _runs(uri: str, stage: str) -> list:
-    client = mlflow.MlflowClient(uri)
+    from lstmpaths.tracking import client as locked_client
+
+    # the project's client: it creates/migrates the SQLite schema under the store's file lock,
+    # as the jobs do (a bare MlflowClient racing a job's schema creation breaks alembic)
+    client = locked_client(uri)
     exp = client.get_experiment_by_name("lstmpaths")
+    if exp is None:
+        return []
     return client.search_runs([exp.experiment_id], f"tags.`lstmpaths.stage` = '{stage}'")
 
 
@@ -69,11 +75,14 @@ def test_twenty_jobs_four_at_a_time_on_one_sqlite_store(tmp_path: Path) -> None:
     assert locked == 0
 
 
-def _sweep(tmp_path: Path, uri: str, env: dict | None = None, **kwargs):
+def _sweep(tmp_path: Path, uri: str, env: dict | None = None, long: bool = False, **kwargs):
+    # long: ~300 epochs per DAE, so that a kill lands inside the training
+    slow = ["autoencoder.max_epochs=300", "autoencoder.patience=300"] if long else []
     args = [
         RUN,
         "-m",
         *TINY,
+        *slow,
         "jobs=1",  # one job at a time, so the test knows which job is running
         "autoencoder.activation=linear",
         "autoencoder.seed=0,1",
@@ -99,8 +108,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_sigkill_during_training_then_rerun_completes_only_the_missing_job(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    # job 2 trains long (patience never runs out) so the kill lands inside its DAE training
-    proc = _sweep(tmp_path, uri)
+    # the DAEs train long (patience never runs out), so the kill lands inside job 2's training
+    proc = _sweep(tmp_path, uri, long=True)
     deadline = time.time() + 600
     while time.time() < deadline:
         if (tmp_path / "mlruns" / "mlflow.db").exists():
@@ -122,7 +131,7 @@ def test_sigkill_during_training_then_rerun_completes_only_the_missing_job(tmp_p
     print(f"\nafter SIGKILL during job 2: {by_seed}")
     assert by_seed["0"] == "FINISHED" and by_seed["1"] == "RUNNING"  # never FINISHED
 
-    again = _sweep(tmp_path, uri)
+    again = _sweep(tmp_path, uri, long=True)
     out, _ = again.communicate(timeout=900)
     assert again.returncode == 0, out[-3000:]
     assert out.count("paths: reused a FINISHED run") == 1  # job 1 skipped, job 2 rerun
