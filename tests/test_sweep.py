@@ -32,6 +32,7 @@ def test_smoke_sweep_parent_children_and_resume(smoke_sweep: dict) -> None:
     assert {c.data.params["autoencoder.activation"] for c in paths} == {"linear", "tanh"}
     assert {c.data.tags["lstmpaths.sweep_id"] for c in paths} == {"sweep"}
     assert all("autoencoder.seed=" in c.data.tags["lstmpaths.overrides"] for c in paths)
+    assert "[sweep] 4/4 jobs done" in smoke_sweep["first"].stdout  # progress over the sweep
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -89,6 +89,12 @@ def run_job(cfg: DictConfig) -> float:
         f"continuity {metrics['continuity']:.3f} (PCA {metrics['pca_continuity']:.3f}), "
         f"recon_mse_val {metrics['recon_mse_val']:.4g}"
     )
+    if _in_multirun():
+        from lstmpaths.sweep import report_progress
+
+        line = report_progress(cfg.tracking.uri)
+        if line:
+            print(line, flush=True)
     return float(metrics["trustworthiness"])
 
 

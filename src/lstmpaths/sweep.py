@@ -15,6 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 PARENT_FILE = "lstmpaths_parent_run.txt"
+TOTAL_FILE = "lstmpaths_jobs_total.txt"
 SWEEP_TAG = "lstmpaths.sweep_id"
 
 
@@ -39,6 +40,55 @@ def sweep_context() -> dict[str, str]:
     return tags
 
 
+def planned_jobs(config: DictConfig) -> int:
+    """How many jobs the sweep will run: Optuna's n_trials, else the grid's size."""
+    sweeper = config.hydra.sweeper
+    if sweeper.get("n_trials"):
+        return int(sweeper.n_trials)
+    sizes = [len(str(v).split(",")) for v in (sweeper.get("params") or {}).values()]
+    sizes += [len(o.split("=", 1)[1].split(",")) for o in config.hydra.overrides.task if "=" in o]
+    total = 1
+    for size in sizes:
+        total *= size
+    return total
+
+
+def report_progress(uri: str) -> str | None:
+    """'[sweep] 12/36 jobs done, ~9 min left' for a job that just ended (None outside a sweep).
+
+    Counts the parent's children that have ended (FINISHED, FAILED, KILLED) in MLflow, so it is
+    right whatever process or machine ran them; the ETA is elapsed time / done x remaining.
+    """
+    import time
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from lstmpaths.tracking import STAGE_TAG, client
+
+    tags = sweep_context()
+    parent_id = tags.get("mlflow.parentRunId")
+    if not parent_id:
+        return None
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    total_file = sweep_dir / TOTAL_FILE
+    total = int(total_file.read_text()) if total_file.is_file() else 0
+    mlflow_client = client(uri)
+    parent = mlflow_client.get_run(parent_id)
+    ended = mlflow_client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{STAGE_TAG}` = 'paths' "
+        "and attributes.status != 'RUNNING'",
+        max_results=50000,
+    )
+    done = len(ended)
+    total = max(total, done)  # a continued Optuna study keeps its earlier trials
+    line = f"[sweep] {done}/{total or '?'} jobs done"
+    if total and 0 < done < total:
+        elapsed = time.time() - parent.info.start_time / 1000
+        line += f", ~{elapsed / done * (total - done) / 60:.0f} min left"
+    return line
+
+
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.exceptions import MlflowException
@@ -49,6 +99,7 @@ class MlflowSweepCallback(Callback):
         experiment_id = ensure_experiment(uri, name)  # schema + experiment, before the jobs race
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / TOTAL_FILE).write_text(str(planned_jobs(config)))
         parent_file = sweep_dir / PARENT_FILE
         mlflow_client = client(uri)
         if parent_file.is_file():
