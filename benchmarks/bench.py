@@ -78,9 +78,7 @@ def load_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     from lstmpaths.sources import load_source
     from lstmpaths.splits import make_split
 
-    path = Path(
-        os.environ.get("LSTMPATHS_AUSLAN", REPO.parent / "shared/data/auslan-hq/tctodd.tar.gz")
-    )
+    path = auslan_path()
     if path.exists():
         data, source = load_source("auslan", {"path": str(path)}), f"real Auslan HQ ({path.name})"
         split = make_split(data, "reference", train_size=1974, seed=8)
@@ -217,19 +215,32 @@ def _allocator_child(repeats: int) -> None:
     print(timed(epoch, repeats))
 
 
+def auslan_path() -> Path:
+    return Path(
+        os.environ.get("LSTMPATHS_AUSLAN", REPO.parent / "shared/data/auslan-hq/tctodd.tar.gz")
+    )
+
+
+def _run(args: list[str]) -> None:
+    import subprocess
+
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(args[:3])} … failed:\n{done.stderr[-2000:]}")
+
+
 def full_job(source: str) -> dict:
     """One real job (short classifier, the sweep's autoencoder recipe) in a temporary store:
     peak RSS of the process tree, and the paths + figures seconds it logged."""
     import resource
-    import subprocess
     import tempfile
 
     import mlflow
 
-    data = ["data=auslan"] if source.startswith("real") else []
+    data = ["data=auslan", f"data.path={auslan_path()}"] if source.startswith("real") else []
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        subprocess.run(
+        _run(
             [
                 str(REPO / ".venv" / "bin" / "lstmpaths-run"),
                 *data,
@@ -238,9 +249,7 @@ def full_job(source: str) -> dict:
                 "figures.animation=false",
                 f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                 f"hydra.run.dir={tmp}/run",
-            ],
-            check=True,
-            capture_output=True,
+            ]
         )
         wall = time.perf_counter() - started
         rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
@@ -257,21 +266,18 @@ def full_job(source: str) -> dict:
 
 
 def smoke_sweep() -> float:
-    import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        subprocess.run(
+        _run(
             [
                 str(REPO / ".venv" / "bin" / "lstmpaths-run"),
                 "-m",
                 "+sweeps=smoke",
                 f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                 f"hydra.sweep.dir={tmp}/sweep",
-            ],
-            check=True,
-            capture_output=True,
+            ]
         )
         return time.perf_counter() - started
 
