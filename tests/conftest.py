@@ -15,6 +15,40 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_AUSLAN = REPO.parent / "shared" / "data" / "auslan-hq" / "tctodd.tar.gz"
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mlflow_process(args: list[str], log: Path) -> tuple:
+    """Start `mlflow ui|server … --port <free>` on loopback; wait for /health. -> (process, url)."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*args, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"{' '.join(args[:2])} exited: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+    proc.terminate()
+    pytest.fail(f"{' '.join(args[:2])} did not answer on {url}/health in 60 s")
+
+
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory) -> dict:
     """The `smoke` sweep (4 jobs, 2 at a time) run once into its own store, shared by the sweep

@@ -10,30 +10,22 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port, mlflow_process
 
 pytestmark = pytest.mark.cluster
 pytest.importorskip("ray", reason="the cluster extra is not installed (make test-cluster)")
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher missing")
 pytest.importorskip("psycopg2", reason="psycopg2 missing")
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -54,7 +46,7 @@ def postgres() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         _as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "lstmpaths"]),
         check=True,
@@ -105,42 +97,15 @@ def postgres() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def mlflow_server(postgres: str) -> Iterator[str]:
-    port = _free_port()
     artifacts = Path(tempfile.mkdtemp(prefix="lstmpaths-artifacts-"))
-    log = open(artifacts.parent / f"{artifacts.name}.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"{postgres}/mlflow",
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    args = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"{postgres}/mlflow"]
+    args += ["--artifacts-destination", str(artifacts), "--workers", "1"]
+    server, url = mlflow_process(args, artifacts.parent / f"{artifacts.name}.log")
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"mlflow server exited: {Path(log.name).read_text()[-2000:]}")
-                time.sleep(0.5)
         yield url
     finally:
         server.terminate()
         server.wait(30)
-        log.close()
         shutil.rmtree(artifacts, ignore_errors=True)
 
 

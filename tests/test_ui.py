@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import mlflow
 import pytest
 
-from conftest import REPO
+from conftest import REPO, mlflow_process
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SHOTS = REPO / "tests" / "screenshots"
@@ -32,45 +29,18 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui(smoke_sweep: dict) -> Iterator[str]:
     """`mlflow ui` on the smoke sweep's store, on a free loopback port (what `make ui` runs)."""
-    port = _free_port()
-    log = open(smoke_sweep["dir"] / "ui.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            str(REPO / ".venv" / "bin" / "mlflow"),
-            "ui",
-            "--backend-store-uri",
-            smoke_sweep["uri"],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    mlflow_bin = str(REPO / ".venv" / "bin" / "mlflow")
+    server, url = mlflow_process(
+        [mlflow_bin, "ui", "--backend-store-uri", smoke_sweep["uri"]], smoke_sweep["dir"] / "ui.log"
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, (smoke_sweep["dir"] / "ui.log").read_text()[-2000:]
-                time.sleep(0.5)
         yield url
     finally:
         server.terminate()
         server.wait(30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
