@@ -284,24 +284,17 @@ def smoke_sweep() -> float:
 
 def last_robustness_sweep() -> dict | None:
     """Wall time of the newest finished real-data robustness sweep in the project's store."""
-    from lstmpaths.tracking import default_tracking_uri
+    from lstmpaths.tracking import default_tracking_uri, newest_run
 
     db = default_tracking_uri().removeprefix("sqlite:///")
     if not Path(db).exists():
         return None
-    import mlflow
-
-    client = mlflow.MlflowClient(default_tracking_uri())
-    exps = [e.experiment_id for e in client.search_experiments()]
-    found = client.search_runs(
-        exps,
+    run = newest_run(
+        default_tracking_uri(),
         "tags.`lstmpaths.stage` = 'sweep' and tags.`lstmpaths.sweep_id` = 'robustness-auslan'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
     )
-    if not found or not found[0].info.end_time:
+    if run is None or not run.info.end_time:
         return None
-    run = found[0]
     return {
         "wall_s": (run.info.end_time - run.info.start_time) / 1000,
         "jobs_finished": run.data.metrics.get("jobs_finished"),

@@ -24,7 +24,7 @@ from lstmpaths.autoencoder import encode, reconstruction_mse, training_vectors
 from lstmpaths.metrics import continuity, subsample, trustworthiness
 from lstmpaths.pipeline import load_activations, train_autoencoder
 from lstmpaths.stability import distance_spearman, sign_distances
-from lstmpaths.tracking import client, default_tracking_uri
+from lstmpaths.tracking import client, default_tracking_uri, newest_run
 
 SETTINGS = {
     "baseline (batch 512, lr 0.002)": {},
@@ -58,18 +58,14 @@ def main() -> None:
     mlflow_client = client(uri)
     run_id = args.classifier
     if run_id is None:
-        exps = [e.experiment_id for e in mlflow_client.search_experiments()]
-        found = mlflow_client.search_runs(
-            exps,
-            "tags.`lstmpaths.stage` = 'classifier' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
+        found = newest_run(
+            uri, "tags.`lstmpaths.stage` = 'classifier' and attributes.status = 'FINISHED'"
         )
-        if not found:
+        if found is None:
             raise SystemExit(
                 "no FINISHED classifier run: lstmpaths-run data=auslan stage=classifier"
             )
-        run_id = found[0].info.run_id
+        run_id = found.info.run_id
     source = mlflow_client.get_run(run_id).data.params.get("data.source")
     base = OmegaConf.load("conf/autoencoder/dae.yaml")
     base.window = "study" if source == "auslan" else "signal"

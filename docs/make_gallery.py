@@ -14,7 +14,7 @@ from pathlib import Path
 from mlflow.artifacts import download_artifacts
 from PIL import Image
 
-from lstmpaths.tracking import client, default_tracking_uri
+from lstmpaths.tracking import default_tracking_uri, newest_run
 
 OUT = Path(__file__).parent / "gallery"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -39,30 +39,24 @@ def shrink(src: str, dst: Path, width: int = 1000) -> None:
     print(f"{dst} ({dst.stat().st_size // 1024} KiB)")
 
 
-def newest(mlflow_client, query: str):
-    exps = [e.experiment_id for e in mlflow_client.search_experiments()]
-    runs = mlflow_client.search_runs(
-        exps, query, order_by=["attributes.start_time DESC"], max_results=1
-    )
-    if not runs:
+def newest(uri: str, query: str):
+    run = newest_run(uri, query)
+    if run is None:
         raise SystemExit(f"no run matches {query!r}: run the robustness sweep and its report")
-    return runs[0]
+    return run
 
 
 def main() -> None:
     uri = default_tracking_uri()
-    mlflow_client = client(uri)
     OUT.mkdir(exist_ok=True)
     job = newest(
-        mlflow_client,
+        uri,
         "tags.`lstmpaths.stage` = 'paths' and attributes.status = 'FINISHED' and "
         "params.`data.source` = 'auslan' and params.`autoencoder.activation` = 'linear' and "
         "params.`autoencoder.noise` = '0.1' and params.`autoencoder.seed` = '0' and "
         "params.`classifier.seed` = '8'",
     )
-    report = newest(
-        mlflow_client, "tags.`lstmpaths.stage` = 'report' and attributes.status = 'FINISHED'"
-    )
+    report = newest(uri, "tags.`lstmpaths.stage` = 'report' and attributes.status = 'FINISHED'")
     with tempfile.TemporaryDirectory() as tmp:
         for name in PATHS_FIGURES:
             path = download_artifacts(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstmpaths import stability as st
+from lstmpaths.metrics import subsample
 
 QUALITY = (
     "recon_mse_val",
@@ -252,14 +253,7 @@ def _primary_setting(runs: list[PathsRun]) -> str:
 def _cka_rows(rec: Recordings, t: int, opts: Options) -> np.ndarray:
     """A fixed sample of (recording, time step) cells on real (un-padded) steps."""
     cells = [(i, s) for i in range(len(rec.labels)) for s in range(t - int(rec.lengths[i]), t)]
-    pick = st_subsample(len(cells), opts.cka_rows)
-    return np.asarray(cells)[pick]
-
-
-def st_subsample(n: int, at_most: int) -> np.ndarray:
-    from lstmpaths.metrics import subsample
-
-    return subsample(n, at_most, seed=0)
+    return np.asarray(cells)[subsample(len(cells), opts.cka_rows, seed=0)]
 
 
 def _flat(acts: np.ndarray, cells: np.ndarray) -> np.ndarray:

@@ -575,9 +575,9 @@ def _groups(run, truth: dict | None, class_names: list[str]) -> list[list[str]]:
 
 def _headline(result: dict) -> dict[str, float]:
     c, n = result["counts"][("dae", "related")]
-    from lstmpaths.stability import ROBUST, pairs_of
+    from lstmpaths.stability import robust_pairs
 
-    out = {"robust_pairs_dae": float(len(pairs_of(c >= ROBUST * n - 1e-9))), "dae_runs": float(n)}
+    out = {"robust_pairs_dae": float(len(robust_pairs(c, n))), "dae_runs": float(n)}
     if "truth" in result:
         for relation in ("nearest", "related"):
             if relation in result["truth"]:

@@ -178,6 +178,16 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def newest_run(uri: str, query: str):
+    """The newest run matching `query` in any experiment of the store, or None."""
+    mlflow_client = client(uri)
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    runs = mlflow_client.search_runs(
+        experiments, query, order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return runs[0] if runs else None
+
+
 @contextlib.contextmanager
 def tracked_run(
     uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, str]
