@@ -107,6 +107,10 @@ CASES = {
     ),
     "negative noise": (lambda t: ["autoencoder.noise=-0.1"], "autoencoder.noise=-0.1"),
     "bottleneck not 2 or 3": (lambda t: ["autoencoder.bottleneck=4"], "choose 2 or 3"),
+    "unknown precision": (
+        lambda t: ["autoencoder.precision=fp8"],
+        "autoencoder.precision='fp8': choose 32, bf16 or auto",
+    ),
     "maxlen 0": (lambda t: ["data.maxlen=0"], "data.maxlen"),
     "maxlen below every sequence": (lambda t: ["data.maxlen=5"], "data.maxlen"),
     "unknown sign in figure groups": (

@@ -11,13 +11,19 @@ import pytest
 import torch
 
 from conftest import REPO
-from lstmpaths.autoencoder import DenoisingAutoencoder, encode, training_vectors
+from lstmpaths.autoencoder import (
+    DenoisingAutoencoder,
+    encode,
+    resolve_precision,
+    training_vectors,
+)
 from lstmpaths.errors import ConfigError
 from lstmpaths.metrics import (
     continuity,
     hand_ratio,
     hand_separation,
     log1p_display,
+    neighbourhood_scores,
     pca_codes,
     subsample,
     trustworthiness,
@@ -97,6 +103,39 @@ def test_isometric_embedding_is_perfectly_trustworthy() -> None:
     assert trustworthiness(high, shuffled) < 0.7 and continuity(high, shuffled) < 0.7
 
 
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_neighbourhood_scores_equal_sklearns_definition(k: int) -> None:
+    from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+    rng = np.random.default_rng(k)
+    high = rng.normal(size=(400, 30)) * np.linspace(3, 0.1, 30)
+    lows = [high[:, :2] + rng.normal(size=(400, 2)) * 0.5, rng.normal(size=(400, 2))]
+    for low, (trust, cont) in zip(lows, neighbourhood_scores(high, lows, k), strict=True):
+        assert trust == pytest.approx(sk_trustworthiness(high, low, n_neighbors=k), abs=1e-9)
+        assert cont == pytest.approx(sk_trustworthiness(low, high, n_neighbors=k), abs=1e-9)
+    with pytest.raises(ValueError, match="k=200"):
+        neighbourhood_scores(high, lows, 200)
+
+
+def test_trustworthiness_by_hand() -> None:
+    # 8 points on a line at gaps 1, 2, ..., 7; the 2-D picture swaps the two end points. k = 1.
+    # In the picture, point 0 (now at 28) has neighbour 6: its true rank from point 0 is 6;
+    # point 1 has neighbour 7 (now at 0): true rank 7; point 7 has neighbour 1: true rank 6;
+    # every other point keeps its true nearest neighbour (rank 1).
+    # T = 1 - 2 / (n k (2n - 3k - 1)) * sum(rank - k) = 1 - 2 / 96 * (5 + 6 + 5) = 2/3
+    high = np.array([0.0, 1, 3, 6, 10, 15, 21, 28])[:, None]
+    low = np.c_[high[[7, 1, 2, 3, 4, 5, 6, 0], 0], np.zeros(8)]
+    assert trustworthiness(high, low, 1) == pytest.approx(2 / 3)
+
+
+def test_precision_setting() -> None:
+    assert resolve_precision("32") == "32-true"
+    assert resolve_precision("bf16") == "bf16-mixed"
+    assert resolve_precision("auto") in ("32-true", "bf16-mixed")
+    with pytest.raises(ConfigError, match="autoencoder.precision='fp8'"):
+        resolve_precision("fp8")
+
+
 def test_pca_baseline_recovers_a_plane() -> None:
     rng = np.random.default_rng(1)
     plane = rng.normal(size=(300, 2))
@@ -156,6 +195,8 @@ def test_paths_run_logs_every_figure_and_metric(tmp_path: Path, k: int) -> None:
         "autoencoder.max_epochs=3",
         "autoencoder.widths=[32,8]",
         f"autoencoder.bottleneck={k}",
+        f"autoencoder.precision={'bf16' if k == 3 else '32'}",
+        "classifier.threads=2",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         f"hydra.run.dir={tmp_path}/out",
     ]
@@ -167,6 +208,7 @@ def test_paths_run_logs_every_figure_and_metric(tmp_path: Path, k: int) -> None:
     (clf,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'classifier'")
     assert run.info.status == "FINISHED"
     assert run.data.tags["lstmpaths.classifier_run_id"] == clf.info.run_id
+    assert run.data.tags["lstmpaths.dae_precision"] == ("bf16-mixed" if k == 3 else "32-true")
     for metric in (
         "recon_mse_val",
         "trustworthiness",

@@ -109,7 +109,7 @@ def test_near_twins_differ_only_in_finger_bends(default_set, specs) -> None:
         )  # same movement, orientation
         bends = np.abs(a[:, RIGHT_FINGERS] - b[:, RIGHT_FINGERS]).mean(0)
     assert 0.02 < bends.mean() < 0.15  # subtle, like who/soon
-    assert (bends > 0.05).sum() == 2  # in two fingers
+    assert (bends > 0.03).sum() == 2  # in two fingers
 
 
 def test_control_pairs_share_nothing(default_set, specs) -> None:

@@ -28,6 +28,30 @@ def check_settings(bottleneck: int, activation: str, noise: float) -> None:
         raise ConfigError(f"autoencoder.noise={noise!r}: the noise sd must be a number >= 0")
 
 
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
+
+
+def native_bf16() -> bool:
+    """Does this CPU multiply bfloat16 in hardware (AVX512-BF16 / AMX)? Emulated bf16 is slower
+    than float32, so "auto" only picks it where it is native."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(setting: str) -> str:
+    """autoencoder.precision -> Lightning's name: 32 -> "32-true", bf16 -> "bf16-mixed"
+    (bfloat16 matmuls under autocast, float32 weights, optimizer and loss), auto -> bf16 on a
+    CPU with native bfloat16, else 32."""
+    setting = str(setting)
+    if setting == "auto":
+        return PRECISIONS["bf16" if native_bf16() else "32"]
+    if setting not in PRECISIONS:
+        raise ConfigError(f"autoencoder.precision={setting!r}: choose 32, bf16 or auto")
+    return PRECISIONS[setting]
+
+
 class DenoisingAutoencoder(nn.Module):
     def __init__(
         self,

@@ -271,6 +271,9 @@ def misclassified_figure(
     xy = _display(codes[..., :2], log1p)
     bg = xy if background is None else xy[background]
     bg_labels = labels if background is None else labels[background]
+    # every 3rd step (and the last) of the backdrop: the same shapes at a third of the drawing
+    # cost, which the up-to-12 panels each pay again
+    bg = bg[:, np.r_[0 : bg.shape[1] - 1 : 3, bg.shape[1] - 1]]
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), picks, strict=False):

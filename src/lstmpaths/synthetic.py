@@ -51,6 +51,12 @@ REST_ORIENT = np.array([0.5, 0.25, 0.5])
 REST_SHAPE = np.array([0.25, 0.3, 0.3, 0.3, 0.3])
 MIN_FRAMES = 45
 BEND_LEVELS = 255  # 5DT gloves report 8-bit bends: a still hand gives exactly repeated values
+# A signer never forms a hand shape exactly the same way twice: each recording bends each finger
+# by its own offset (sd below) for the whole sign. Near twins differ by TWIN_BEND on two fingers,
+# about 1.6 of those sds, so their recordings overlap a little (who/soon are confused in the
+# real data too) and the classifier cannot reach 100% by memorising exact bends.
+SHAPE_JITTER = 0.05
+TWIN_BEND = 0.08
 
 
 @dataclass
@@ -218,6 +224,8 @@ def render(
         )
 
     shape = keyframes(REST_SHAPE, spec.shape_start, spec.shape_end, spec.shape_extra)
+    if vary:  # this recording's way of forming the shape, faded in as the hand arrives
+        shape = shape + arrive[:, None] * rng.normal(0, SHAPE_JITTER, 5)
     shape = shape + flutter_all[:, None] * np.array([0.2, 1.0, 1.0, 1.0, 1.0])
     orient = keyframes(REST_ORIENT, spec.orient_start, spec.orient_end, spec.orient_extra)
 
@@ -310,12 +318,12 @@ def design_signs(cfg: SyntheticConfig) -> list[SignSpec]:
         a = _random_sign(rng, names[i], str(hands[i]))
         a.role = "twin"
         b = _copy_spec(a, name=names[j], role="twin")
-        # a subtly different hand shape, like who/soon with one imprecise bend sensor per
-        # finger: two fingers bent 0.2 more or less over the whole sign (mean difference 0.08)
+        # a subtly different hand shape, like who/soon: two fingers bent TWIN_BEND more or less
+        # over the whole sign, within reach of one recording's own variation (SHAPE_JITTER)
         delta = np.zeros(5)
         fingers = rng.choice(5, size=2, replace=False)
         start_a = np.array(a.shape_start)
-        delta[fingers] = np.where(start_a[fingers] > 0.5, -0.2, 0.2)
+        delta[fingers] = np.where(start_a[fingers] > 0.5, -TWIN_BEND, TWIN_BEND)
         b.shape_start = tuple(np.clip(start_a + delta, 0, 1))
         b.shape_end = tuple(np.clip(np.array(a.shape_end) + delta, 0, 1))
         specs[i], specs[j] = a, b
