@@ -60,12 +60,31 @@ class ClassifierOutcome:
     prepared: Prepared  # the data and split the classifier saw, handed on to the paths stage
 
 
+# The last data a process prepared: parallel sweep workers (joblib/loky) run job after job in
+# the same process, and parsing the Auslan archive again for each of them costs ~1 s a job.
+_last_prepared: tuple[str, Prepared] | None = None
+
+
 def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
+    global _last_prepared
     options = (
         OmegaConf.to_container(data_cfg, resolve=True)
         if isinstance(data_cfg, DictConfig)
         else dict(data_cfg)
     )
+    path = Path(options["path"]) if options.get("path") else None
+    if path is not None and not path.is_file():
+        return _prepare(options)  # a folder (or a missing path): no cheap way to see a change
+    stat = path.stat() if path is not None else None
+    key = stable_hash([options, stat and (stat.st_size, stat.st_mtime_ns)])
+    if _last_prepared is not None and _last_prepared[0] == key:
+        return _last_prepared[1]
+    prepared = _prepare(options)
+    _last_prepared = (key, prepared)
+    return prepared
+
+
+def _prepare(options: dict) -> Prepared:
     source = options.get("source")
     data = load_source(source, options)
     split = make_split(
