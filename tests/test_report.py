@@ -62,8 +62,8 @@ def test_report_recovers_the_planted_relations(sweep: tuple[str, str]) -> None:
     truth = result["truth"]
     print("ground truth:", truth)
     assert truth["planted"] == 5 and truth["controls"] == 2
-    assert truth["nearest"]["precision"] >= 0.9
-    assert truth["nearest"]["recall"] >= 0.8
+    assert truth["own_nearest"]["precision"] >= 0.9
+    assert truth["own_nearest"]["recall"] >= 0.8
     assert truth["robust_controls"] == []
     assert truth["mislabelled_flagged"] == truth["mislabelled_truth"] != []
     # the folder and the MLflow run hold the same report

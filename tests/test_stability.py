@@ -51,6 +51,18 @@ def test_relations_either_mutual_and_partners() -> None:
     # k=2: 0->{1,2}, 1->{0,2}, 2->{1,0}, 3->{2,1}
     assert st.pairs_of(st.relations(d, 2, mutual=True)) == {(0, 1), (0, 2), (1, 2)}
     assert st.pairs_of(st.relations(d, 2)) == {(0, 1), (0, 2), (1, 2), (2, 3), (1, 3)}
+    # directed: row i marks only i's own nearest
+    own = st.relations(d, 1, directed=True)
+    assert {tuple(p) for p in np.argwhere(own).tolist()} == {(0, 1), (1, 0), (2, 1), (3, 2)}
+
+
+def test_robust_choices_score_only_the_given_signs() -> None:
+    # 5 runs of a directed relation among 4 signs: 0 chose 1 in 5 runs, 2 chose 3 in 4,
+    # 3 chose 0 in 3 (< 80%), 1 chose 2 in 5 (but 1 is not among the scored signs)
+    counts = np.zeros((4, 4), dtype=int)
+    counts[0, 1], counts[2, 3], counts[3, 0], counts[1, 2] = 5, 4, 3, 5
+    assert st.robust_choices(counts, 5, {0, 2, 3}) == {(0, 1), (2, 3)}
+    assert st.robust_choices(counts, 5, {1}) == {(1, 2)}
 
 
 def test_jaccard_and_neighbour_jaccard() -> None:

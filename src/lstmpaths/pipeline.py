@@ -258,8 +258,12 @@ def _train_classifier(
             seconds_per_epoch=train_seconds / max(1, trainer.current_epoch),
         )
         mlflow_client = client(uri)
-        for name, value in metrics.items():
-            mlflow_client.log_metric(run_id, name, value)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        mlflow_client.log_batch(
+            run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        )
 
         out = Path(tmp) / "artifacts"
         out.mkdir()
@@ -503,8 +507,12 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
         arrays = load_activations(uri, outcome.run_id, tmp)
         metrics, files = _project(cfg, arrays, outcome.prepared, Path(tmp), run.info.run_id)
         metrics["job_seconds"] = time.perf_counter() - started
-        for name, value in metrics.items():
-            mlflow_client.log_metric(run.info.run_id, name, float(value))
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        mlflow_client.log_batch(  # one write, not one per metric
+            run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        )
         for n, path in enumerate(files):
             if n == 2:
                 fault_point("upload")

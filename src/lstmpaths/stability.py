@@ -99,12 +99,19 @@ def nearest_signs(dist: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(d, axis=1, kind="stable")[:, :k]
 
 
-def relations(dist: np.ndarray, k: int = 3, mutual: bool = False) -> np.ndarray:
-    """Symmetric boolean (S, S): j among i's k nearest or (mutual=False) / and (True) vice versa."""
+def relations(
+    dist: np.ndarray, k: int = 3, mutual: bool = False, directed: bool = False
+) -> np.ndarray:
+    """Symmetric boolean (S, S): j among i's k nearest or (mutual=False) / and (True) vice versa.
+
+    directed=True: row i marks i's own k nearest only (not symmetric).
+    """
     n = len(dist)
-    directed = np.zeros((n, n), dtype=bool)
-    directed[np.arange(n)[:, None], nearest_signs(dist, k)] = True
-    return directed & directed.T if mutual else directed | directed.T
+    own = np.zeros((n, n), dtype=bool)
+    own[np.arange(n)[:, None], nearest_signs(dist, k)] = True
+    if directed:
+        return own
+    return own & own.T if mutual else own | own.T
 
 
 def pairs_of(relation: np.ndarray) -> set[tuple[int, int]]:
@@ -210,6 +217,17 @@ def robust_pairs(counts: np.ndarray, n_runs: int) -> set[tuple[int, int]]:
     return pairs_of(counts >= ROBUST * n_runs - 1e-9)
 
 
+def robust_choices(counts: np.ndarray, n_runs: int, signs: set[int]) -> set[tuple[int, int]]:
+    """Pairs (as sorted tuples) i-j where i is one of `signs` and chose j (a directed relation's
+    counts[i, j]) in at least ROBUST of n_runs runs."""
+    rows, cols = np.nonzero(counts >= ROBUST * n_runs - 1e-9)
+    return {
+        (min(i, j), max(i, j))
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+        if i in signs and i != j
+    }
+
+
 def precision_recall(
     predicted: set[tuple[int, int]],
     truth: set[tuple[int, int]],
@@ -230,11 +248,14 @@ def precision_recall(
 
 
 def truth_universe(n_signs: int, labelled_signs: set[int], extra: set[tuple[int, int]]) -> set:
-    """Pairs the planted truth speaks about: every pair touching a labelled sign, plus `extra`.
+    """Pairs touching a labelled sign, plus `extra`: where symmetric relations are scored.
 
-    A planted sign's other signs are drawn independently of it, so a pair of a planted sign with
-    any sign but its partner is unrelated by construction. Two background signs are random draws
-    whose chance likenesses the truth does not label, so their pairs are left out.
+    A planted sign's other signs are drawn independently of it, so none of them is planted as
+    its relative. Two background signs are random draws whose chance likenesses the truth does
+    not label, so their pairs are left out. A background sign's own nearest sign is such a
+    chance likeness too, even when it is a planted sign; a symmetric relation ("either is the
+    other's nearest") still counts it, so its precision here is a lower bound (`robust_choices`
+    scores the planted signs' own choices only).
     """
     pairs = {
         (i, j) for i in range(n_signs) for j in range(i + 1, n_signs) if {i, j} & labelled_signs

@@ -105,8 +105,10 @@ class MlflowSweepCallback(Callback):
         if parent_file.is_file():
             try:
                 run = mlflow_client.get_run(parent_file.read_text().strip())
-                mlflow_client.update_run(run.info.run_id, status="RUNNING")
-                return
+                # the same sweep again: keep its parent (unless it now goes to another experiment)
+                if run.info.experiment_id == experiment_id:
+                    mlflow_client.update_run(run.info.run_id, status="RUNNING")
+                    return
             except MlflowException:
                 pass  # the store was reset: start a new parent
         overrides = " ".join(config.hydra.overrides.task)
