@@ -184,7 +184,6 @@ def analyse(
     counts[("dae", "own_nearest")] = _frequencies(
         [geo[r.run_id]["own_nearest"] for r in groups["dae"]]
     )
-    counts[("dae", "own_nearest")] = _frequencies([geo[r.run_id]["own_nearest"] for r in dae_runs])
     for s in settings:
         members = [r for r in runs if r.setting == s]
         counts[(f"setting:{s}", "related")] = _frequencies(

@@ -34,6 +34,7 @@ from lstmpaths.tracking import (
     fault_point,
     find_finished,
     flatten,
+    log_metrics,
     store_folder,
     tracked_run,
 )
@@ -258,12 +259,7 @@ def _train_classifier(
             seconds_per_epoch=train_seconds / max(1, trainer.current_epoch),
         )
         mlflow_client = client(uri)
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        mlflow_client.log_batch(
-            run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        )
+        log_metrics(mlflow_client, run_id, metrics)
 
         out = Path(tmp) / "artifacts"
         out.mkdir()
@@ -507,12 +503,7 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
         arrays = load_activations(uri, outcome.run_id, tmp)
         metrics, files = _project(cfg, arrays, outcome.prepared, Path(tmp), run.info.run_id)
         metrics["job_seconds"] = time.perf_counter() - started
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        mlflow_client.log_batch(  # one write, not one per metric
-            run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        )
+        log_metrics(mlflow_client, run.info.run_id, metrics)
         for n, path in enumerate(files):
             if n == 2:
                 fault_point("upload")

@@ -178,6 +178,16 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def log_metrics(mlflow_client, run_id: str, metrics: Mapping[str, float]) -> None:
+    """All of a run's final metrics in one write (one database transaction), not one per metric."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    mlflow_client.log_batch(
+        run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    )
+
+
 def newest_run(uri: str, query: str):
     """The newest run matching `query` in any experiment of the store, or None."""
     mlflow_client = client(uri)
