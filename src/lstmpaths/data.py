@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import re
 import tarfile
 import warnings
@@ -198,6 +199,20 @@ def file_fingerprint(path: Path) -> str:
 
 # --------------------------------------------------------------------------- archives
 
+# A recording file is a few tens of KB; anything far larger is a mistake or a decompression bomb,
+# refused from its declared size before a byte of it is read (data.max_file_mb raises the limit).
+MAX_FILE_MB = 64
+# UEA .ts: the longest series a file may hold (data.max_steps), checked before parsing a line.
+MAX_STEPS = 100_000
+
+
+def _check_size(size: int, name: str, max_file_mb: float) -> None:
+    if size > max_file_mb * (1 << 20):
+        raise DataError(
+            f"{name}: {size / (1 << 20):.0f} MB, over the {max_file_mb:g} MB limit for one "
+            "recording file (data.max_file_mb raises it)"
+        )
+
 
 def _check_member_name(name: str, archive: Path) -> None:
     """Refuse members that would land outside a target folder if anyone extracted them."""
@@ -208,7 +223,9 @@ def _check_member_name(name: str, archive: Path) -> None:
         raise DataError(f"{archive}: member {name!r} escapes the archive ('..'); refusing it")
 
 
-def _iter_tar(fileobj: io.IOBase | None, path: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_tar(
+    fileobj: io.IOBase | None, path: Path, max_file_mb: float
+) -> Iterator[tuple[str, bytes]]:
     try:
         with tarfile.open(fileobj=fileobj, name=None if fileobj else str(path), mode="r:*") as tar:
             for member in tar:
@@ -221,6 +238,7 @@ def _iter_tar(fileobj: io.IOBase | None, path: Path) -> Iterator[tuple[str, byte
                     continue
                 if not member.isfile() or not member.name.endswith(".tsd"):
                     continue
+                _check_size(member.size, f"{path}:{member.name}", max_file_mb)
                 extracted = tar.extractfile(member)
                 if extracted is None:
                     continue
@@ -231,7 +249,7 @@ def _iter_tar(fileobj: io.IOBase | None, path: Path) -> Iterator[tuple[str, byte
         ) from None
 
 
-def _iter_zip(path: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_zip(path: Path, max_file_mb: float) -> Iterator[tuple[str, bytes]]:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -239,19 +257,41 @@ def _iter_zip(path: Path) -> Iterator[tuple[str, bytes]]:
                 _check_member_name(name, path)
             inner = [n for n in names if n.endswith((".tar.gz", ".tgz", ".tar"))]
             if inner:  # UCI's current site wraps the original tar.gz in a zip
-                data = zf.read(inner[0])
-                yield from _iter_tar(io.BytesIO(data), path / inner[0])
+                # read as a stream from the zip: never the whole inner archive in memory
+                with zf.open(inner[0]) as fh:
+                    yield from _iter_tar(fh, path / inner[0], max_file_mb)
                 return
-            for name in names:
-                if name.endswith(".tsd"):
-                    yield name, zf.read(name)
+            for info in zf.infolist():
+                if info.filename.endswith(".tsd"):
+                    _check_size(info.file_size, f"{path}:{info.filename}", max_file_mb)
+                    yield info.filename, zf.read(info)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DataError(
             f"{path}: not a readable zip archive (truncated or corrupt?): {exc}"
         ) from None
 
 
-def iter_tsd_files(path: Path) -> Iterator[tuple[str, bytes]]:
+def _tsd_files_in(folder: Path) -> list[Path]:
+    """Every `.tsd` file under `folder`, sorted; a folder it cannot read is an error naming it
+    (`Path.rglob` skips unreadable folders silently: a job would train on part of the data)."""
+
+    def unreadable(exc: OSError) -> None:
+        raise DataError(f"{exc.filename}: cannot read this folder ({exc.strerror})")
+
+    found = []
+    for root, _dirs, files in os.walk(folder, onerror=unreadable, followlinks=False):
+        found += [Path(root) / f for f in files if f.endswith(".tsd")]
+    return sorted(found)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def iter_tsd_files(path: Path, max_file_mb: float = MAX_FILE_MB) -> Iterator[tuple[str, bytes]]:
     """Yield (name, bytes) of every `.tsd` file under a folder, a tar(.gz) or a zip."""
     if not path.exists():
         raise DataError(
@@ -259,17 +299,23 @@ def iter_tsd_files(path: Path) -> Iterator[tuple[str, bytes]]:
             "`lstmpaths-data download auslan --dest DIR` fetches it)"
         )
     if path.is_dir():
-        for p in sorted(path.rglob("*.tsd")):
+        for p in _tsd_files_in(path):
             if p.is_symlink() and not p.resolve().is_relative_to(path.resolve()):
                 raise DataError(f"{p}: a link that points outside {path}; refusing it")
-            yield str(p.relative_to(path).as_posix()), p.read_bytes()
+            _check_size(p.stat().st_size, str(p), max_file_mb)
+            yield str(p.relative_to(path).as_posix()), _read_bytes(p)
         return
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file, not an archive")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
     if zipfile.is_zipfile(path):
-        yield from _iter_zip(path)
+        yield from _iter_zip(path, max_file_mb)
     elif tarfile.is_tarfile(path):
-        yield from _iter_tar(None, path)
+        yield from _iter_tar(None, path, max_file_mb)
     else:
         raise DataError(f"{path}: not a tar, tar.gz or zip archive (truncated or corrupt?)")
 
@@ -282,6 +328,7 @@ def load_auslan(
     quirk: str = "drop",
     maxlen: int | None = 90,
     on_bad_file: str = "error",
+    max_file_mb: float = MAX_FILE_MB,
 ) -> SequenceSet:
     """Load the Auslan High Quality recordings (UCI layout `tctoddN/<sign>-<k>.tsd`).
 
@@ -298,7 +345,7 @@ def load_auslan(
     records: list[tuple[str, int, str, np.ndarray]] = []  # (sign, session, id, array)
     skipped: list[str] = []
     dropped: Counter[str] = Counter()
-    for name, raw in iter_tsd_files(path):
+    for name, raw in iter_tsd_files(path, max_file_mb):
         match = _TSD_NAME.search(name)
         if match is None:
             continue
@@ -363,16 +410,34 @@ def _fill_missing(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_ts(path: str | Path, class_names: list[str] | None = None) -> SequenceSet:
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file; a line that is not UTF-8 is an error naming it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        try:
+            yield lineno, line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}, line {lineno}, byte {exc.start + 1}: not UTF-8 text "
+                f"({line[exc.start : exc.start + 1]!r})"
+            ) from None
+
+
+def load_ts(
+    path: str | Path, class_names: list[str] | None = None, max_steps: int = MAX_STEPS
+) -> SequenceSet:
     """Load one UEA/UCR `.ts` file (sktime's format; multivariate, variable length).
 
     `?` marks a missing value: trailing missing steps are cut, the others are filled forward
     in time. `class_names` fixes the label order (so a TEST file uses its TRAIN file's order).
+    A series longer than `max_steps` is refused before it is parsed.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such .ts file (set data.path to a *_TRAIN.ts file)")
-    text = path.read_text(encoding="utf-8", errors="replace")
     header: dict[str, str] = {}
     labels_declared: list[str] | None = None
     sequences: list[np.ndarray] = []
@@ -380,7 +445,7 @@ def load_ts(path: str | Path, class_names: list[str] | None = None) -> SequenceS
     ids: list[str] = []
     in_data = False
     n_dims: int | None = None
-    for lineno, raw_line in enumerate(text.splitlines(), start=1):
+    for lineno, raw_line in _text_lines(path):
         line = raw_line.strip()
         if not line or line.startswith("#"):
             continue
@@ -420,6 +485,11 @@ def load_ts(path: str | Path, class_names: list[str] | None = None) -> SequenceS
             raise DataError(f"{where}: label {label!r} is not among @classLabel {labels_declared}")
         columns = []
         for d, dim in enumerate(dims, start=1):
+            if dim.count(",") >= max_steps:
+                raise DataError(
+                    f"{where}, dimension {d}: {dim.count(',') + 1} steps, over the limit of "
+                    f"{max_steps} (data.max_steps raises it)"
+                )
             tokens = [t.strip() for t in dim.split(",")]
             try:
                 values = [math.nan if t == "?" else float(t) for t in tokens]
@@ -513,8 +583,13 @@ def ts_test_sibling(train_path: str | Path) -> Path:
 
 def concat(a: SequenceSet, b: SequenceSet) -> SequenceSet:
     """Join two sets that share classes and channels (e.g. a UEA TRAIN and TEST file)."""
-    if a.class_names != b.class_names or a.channel_names != b.channel_names:
-        raise DataError("cannot join sets with different classes or channels")
+    if a.channel_names != b.channel_names:
+        raise DataError(
+            f"{b.files[0]}: {len(b.channel_names)} dimensions, but {a.files[0]} has "
+            f"{len(a.channel_names)}; the two files must describe the same channels"
+        )
+    if a.class_names != b.class_names:
+        raise DataError(f"{b.files[0]}: its classes differ from those of {a.files[0]}")
     return SequenceSet(
         sequences=a.sequences + b.sequences,
         labels=np.concatenate([a.labels, b.labels]),

@@ -62,7 +62,12 @@ def download_auslan(dest: str | Path, url: str | None = None, timeout: float = 6
                     f"cannot reach {url} ({reason}): this machine looks offline. Copy tctodd.tar.gz "
                     "here by other means and run with data.path=/path/to/tctodd.tar.gz"
                 ) from None
-        verify_auslan_archive(tmp)  # the readers tell tar from zip by content, not by name
+        try:
+            verify_auslan_archive(tmp)  # the readers tell tar from zip by content, not by name
+        except DataError as exc:
+            # name what the user asked for, not the temporary file that is deleted below
+            message = str(exc).replace(str(tmp), f"the file downloaded from {url}")
+            raise DataError(f"{message} (nothing was kept in {dest})") from None
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -41,8 +41,8 @@ from lstmpaths.tracking import (
 
 log = logging.getLogger("lstmpaths")
 
-# Keys that change how a run is executed or tracked, not what it computes.
-NOT_IN_KEY = {"reuse", "threads"}
+# Keys that change how a run is executed or tracked, or guard input sizes, not what it computes.
+NOT_IN_KEY = {"reuse", "threads", "max_file_mb", "max_steps"}
 
 
 @dataclass

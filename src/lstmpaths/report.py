@@ -13,7 +13,7 @@ import argparse
 import csv
 import json
 import logging
-import shutil
+import re
 import sys
 import tempfile
 import time
@@ -24,6 +24,8 @@ import numpy as np
 from lstmpaths.errors import ConfigError, LstmpathsError
 
 log = logging.getLogger("lstmpaths")
+# Every report folder holds this file: the only kind of non-empty folder a report replaces.
+MARKER = ".lstmpaths-report"
 AE_VARYING = ("bottleneck", "widths", "lr", "batch_size", "window", "max_epochs", "patience")
 
 
@@ -41,13 +43,14 @@ def fetch_runs(uri: str, experiment: str, parent: str | None) -> tuple[str, list
         )
     query = f"tags.`{STAGE_TAG}` = 'paths'"
     if parent:
+        check_run_id(parent)
         if mlflow_client.search_runs([exp.experiment_id], f"attributes.run_id = '{parent}'") == []:
             raise ConfigError(f"--parent {parent}: no such run in experiment {experiment}")
         query += f" and tags.`mlflow.parentRunId` = '{parent}'"
     every = mlflow_client.search_runs([exp.experiment_id], query, max_results=50000)
-    done = [
-        r for r in every if r.info.status == "FINISHED" and r.data.tags.get(COMPLETE_TAG) == "1"
-    ]
+    done = one_run_per_key(
+        [r for r in every if r.info.status == "FINISHED" and r.data.tags.get(COMPLETE_TAG) == "1"]
+    )
     if not done:
         statuses = sorted({r.info.status for r in every})
         raise ConfigError(
@@ -75,6 +78,45 @@ def fetch_runs(uri: str, experiment: str, parent: str | None) -> tuple[str, list
             "choose one sweep with --parent RUN_ID"
         )
     return exp.experiment_id, done
+
+
+def check_run_id(run_id: str) -> None:
+    """A run id is letters, digits, '-' or '_' (MLflow's are 32 hex digits): anything else would
+    change the meaning of the MLflow filter it goes into."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
+        raise ConfigError(f"--parent {run_id!r}: not a run id (letters and digits only)")
+
+
+def one_run_per_key(runs: list) -> list:
+    """The newest run of each configuration key: a configuration that two sweeps on one store
+    both ran must count once, not as an extra seed."""
+    from lstmpaths.tracking import KEY_TAG
+
+    newest: dict[str, object] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        newest[run.data.tags.get(KEY_TAG) or run.info.run_id] = run
+    return list(newest.values())
+
+
+def safe_folder_name(name: str) -> str:
+    """An experiment or run name as one harmless folder name (no '/', '..' or leading dot)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
+    return cleaned or "report"
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse a report folder whose contents a report would destroy: a file, the working folder
+    or one above it, or a non-empty folder that is not an earlier lstmpaths report."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise ConfigError(f"--out {out}: is the working folder or holds it; name a new folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ConfigError(
+            f"--out {out}: the folder holds files that are not an lstmpaths report (no {MARKER} "
+            "in it); name an empty or new folder"
+        )
 
 
 def load_runs(uri: str, runs: list, cache: Path):
@@ -529,11 +571,18 @@ def build_report(
     experiment_id, finished = fetch_runs(uri, experiment, parent)
     print(f"report: {len(finished)} FINISHED paths runs in {experiment}", flush=True)
     out = out.resolve()
+    check_out_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
         cache, staging = Path(tmp) / "cache", Path(tmp) / "report"
         staging.mkdir()
         runs, rec, activations = load_runs(uri, finished, cache)
+        n_signs = len(rec.class_names)
+        if opts.k > n_signs - 2:
+            raise ConfigError(
+                f"--k {opts.k}: the runs have {n_signs} signs, so k must be at most "
+                f"{max(1, n_signs - 2)} (with k = {n_signs - 1} every pair is related)"
+            )
         first = finished[0]
         truth = planted_truth(uri, first.data.tags["lstmpaths.classifier_run_id"], cache)
         hands = hand_usage(uri, first.info.run_id, cache, len(rec.labels))
@@ -541,9 +590,12 @@ def build_report(
         groups = _groups(first, truth, rec.class_names)
         title = f"experiment {experiment}" + (f", sweep {parent}" if parent else "")
         files = write_report(result, runs, rec, staging, title, groups)
-        # complete: swap it in (an older report of the same name is replaced only now)
+        (staging / MARKER).write_text("written by lstmpaths-report; replaced by the next one\n")
+        # complete: swap it in. An older report of the same name is moved into the temporary
+        # folder (deleted with it) only now, and only if it carries the marker.
+        check_out_folder(out)  # again: the folder may have changed while the report ran
         if out.exists():
-            shutil.rmtree(out)
+            out.rename(Path(tmp) / "previous")
         staging.rename(out)
     files = [out / f.name for f in files]
     print(f"report: wrote {out / 'report.md'} ({time.perf_counter() - started:.0f} s)")
@@ -614,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
 
     silence_library_noise()
     uri = args.tracking_uri or default_tracking_uri()
-    out = args.out or Path("reports") / (
+    out = args.out or Path("reports") / safe_folder_name(
         args.experiment + (f"-{args.parent}" if args.parent else "")
     )
     try:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from lstmpaths.data import SequenceSet, apply_maxlen, concat, load_auslan, load_ts, ts_test_sibling
+from lstmpaths.data import (
+    MAX_FILE_MB,
+    MAX_STEPS,
+    SequenceSet,
+    apply_maxlen,
+    concat,
+    load_auslan,
+    load_ts,
+    ts_test_sibling,
+)
 from lstmpaths.errors import ConfigError
 from lstmpaths.synthetic import generate
 
@@ -27,6 +36,7 @@ def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
             quirk=opts.get("quirk", "drop"),
             maxlen=opts.get("maxlen", 90),
             on_bad_file=opts.get("on_bad_file", "error"),
+            max_file_mb=opts.get("max_file_mb", MAX_FILE_MB),
         )
     if source == "synthetic":
         planted = {
@@ -53,9 +63,10 @@ def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
             raise ConfigError(
                 "data.path is not set: point it at a *_TRAIN.ts file (or any .ts file)"
             )
-        train = load_ts(path)
+        max_steps = opts.get("max_steps", MAX_STEPS)
+        train = load_ts(path, max_steps=max_steps)
         if "_TRAIN" in Path(path).name and opts.get("split", "given") == "given":
-            test = load_ts(ts_test_sibling(path), class_names=train.class_names)
+            test = load_ts(ts_test_sibling(path), train.class_names, max_steps)
             data = concat(train, test)
         else:
             data = train

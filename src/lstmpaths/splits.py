@@ -29,11 +29,14 @@ class Split:
 
 def _train_count(train_size: float | int, n: int, setting: str) -> int:
     """A whole number is a count (the study's 1,974); a number in (0, 1) is a fraction."""
-    if isinstance(train_size, bool) or train_size <= 0:
+    is_count = isinstance(train_size, int) and not isinstance(train_size, bool)
+    is_fraction = isinstance(train_size, float) and 0 < train_size < 1
+    if not (is_count and train_size > 0) and not is_fraction:
+        # 1.0 or 1.5 is neither: int(1.5) would silently mean one training recording
         raise ConfigError(
-            f"{setting}={train_size!r}: give a count (e.g. 1974) or a fraction in (0, 1)"
+            f"{setting}={train_size!r}: give a whole count (e.g. 1974) or a fraction in (0, 1)"
         )
-    count = int(round(train_size * n)) if train_size < 1 else int(train_size)
+    count = int(round(train_size * n)) if is_fraction else int(train_size)
     if not 0 < count < n - 1:
         raise ConfigError(
             f"{setting}={train_size!r} leaves nothing to validate/test on {n} sequences"
@@ -85,6 +88,15 @@ def session_split(
                 f"data.{name}_sessions={list(sessions)} selects no recordings; sessions present: {sorted(have)}"
             )
         parts.append(idx)
+    named = {"train": train_sessions, "val": val_sessions, "test": test_sessions}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = sorted(set(named[a]) & set(named[b]))
+        if shared:
+            # the same recordings on both sides: a test accuracy measured on training data
+            raise ConfigError(
+                f"data.{a}_sessions and data.{b}_sessions share session(s) {shared}; "
+                "each session may be in one part only"
+            )
     return Split(*parts)
 
 
@@ -94,9 +106,15 @@ def given_split(data: SequenceSet, val_size: float = 0.15, seed: int = 8) -> Spl
         raise ConfigError(
             f"data.split=given: the {data.source} source does not come split; use reference or session"
         )
+    if isinstance(val_size, bool) or not isinstance(val_size, int | float) or not 0 < val_size < 1:
+        raise ConfigError(f"data.val_size={val_size!r}: give a fraction in (0, 1)")
     train_all = np.flatnonzero(data.given_part == "train")
     test = np.flatnonzero(data.given_part == "test")
     n_val = max(1, int(round(val_size * len(train_all))))
+    if n_val >= len(train_all):
+        raise ConfigError(
+            f"data.val_size={val_size!r} leaves no training sequences of {len(train_all)}"
+        )
     val, train = _stratified(train_all, data.labels[train_all], n_val, seed)
     return Split(train, val, test)
 

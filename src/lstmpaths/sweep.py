@@ -41,15 +41,24 @@ def sweep_context() -> dict[str, str]:
 
 
 def planned_jobs(config: DictConfig) -> int:
-    """How many jobs the sweep will run: Optuna's n_trials, else the grid's size."""
+    """How many jobs the sweep will run: Optuna's n_trials, else the grid's size.
+
+    Overrides are read with Hydra's own parser, so `widths=[32,8]` is one value, not two.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     sweeper = config.hydra.sweeper
     if sweeper.get("n_trials"):
         return int(sweeper.n_trials)
-    sizes = [len(str(v).split(",")) for v in (sweeper.get("params") or {}).values()]
-    sizes += [len(o.split("=", 1)[1].split(",")) for o in config.hydra.overrides.task if "=" in o]
+    lines = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    lines += [o for o in config.hydra.overrides.task if "=" in o]
     total = 1
-    for size in sizes:
-        total *= size
+    for override in OverridesParser.create().parse_overrides(lines):
+        if override.is_sweep_override() and not override.is_interval_sweep():
+            try:
+                total *= len(list(override.sweep_iterator()))
+            except Exception:  # a glob() sweep needs the config loader: count unknown
+                return 0
     return total
 
 
