@@ -52,6 +52,31 @@ def _truncated(tmp: Path) -> str:
     return str(bad)
 
 
+def _big_member(tmp: Path) -> str:
+    return _archive(tmp, {"tctodd1/drink-1.tsd": GOOD, "tctodd1/big-1.tsd": "0" * (2 << 20)})
+
+
+def _ts(tmp: Path, steps: int = 4) -> str:
+    series = ",".join(["1.0"] * steps)
+    rows = [f"{series}:{series}:{label}" for label in ("a", "b") * 6]
+    path = tmp / "Foo_TRAIN.ts"
+    path.write_text("@problemName foo\n@classLabel true a b\n@data\n" + "\n".join(rows) + "\n")
+    (tmp / "Foo_TEST.ts").write_text(path.read_text())
+    return str(path)
+
+
+def _corrupted_store(tmp: Path) -> str:
+    (tmp / "bad").mkdir()
+    (tmp / "bad" / "mlflow.db").write_bytes(b"not a database at all" * 200)
+    return f"tracking.uri=sqlite:///{tmp}/bad/mlflow.db"
+
+
+def _silent_port() -> str:
+    from conftest import free_port
+
+    return f"tracking.uri=http://127.0.0.1:{free_port()}"
+
+
 def _empty_dir(tmp: Path) -> str:
     (tmp / "empty").mkdir()
     return str(tmp / "empty")
@@ -106,10 +131,10 @@ CASES = {
         "choose one of linear, tanh, relu, sigmoid",
     ),
     "negative noise": (lambda t: ["autoencoder.noise=-0.1"], "autoencoder.noise=-0.1"),
-    "bottleneck not 2 or 3": (lambda t: ["autoencoder.bottleneck=4"], "choose 2 or 3"),
+    "bottleneck not 2 or 3": (lambda t: ["autoencoder.bottleneck=4"], "choose one of 2, 3"),
     "unknown precision": (
         lambda t: ["autoencoder.precision=fp8"],
-        "autoencoder.precision='fp8': choose 32, bf16 or auto",
+        "autoencoder.precision='fp8': choose one of 32, bf16, auto",
     ),
     "maxlen 0": (lambda t: ["data.maxlen=0"], "data.maxlen"),
     "maxlen below every sequence": (lambda t: ["data.maxlen=5"], "data.maxlen"),
@@ -127,6 +152,42 @@ CASES = {
         "no sweeps/nope.yaml; choose one of lstm_retrains, robustness, smoke, tune",
     ),
     "unknown stage": (lambda t: ["stage=everything"], "stage='everything'"),
+    # the reliability probe's cases
+    "text where a number goes": (
+        lambda t: ["autoencoder.noise=abc"],
+        "autoencoder.noise='abc': must be a number",
+    ),
+    "batch size 0": (lambda t: ["classifier.batch_size=0"], "classifier.batch_size=0: must be"),
+    "threads 0": (lambda t: ["threads=0"], "threads=0: must be >= 1"),
+    "misspelt new key": (
+        lambda t: ["+autoencoder.nosie=0.5"],
+        "autoencoder.nosie: no such setting; did you mean autoencoder.noise?",
+    ),
+    "sweep with jobs=0": (lambda t: ["-m", "jobs=0"], "jobs=0: must be >= 1"),
+    "overlapping session splits": (
+        lambda t: [
+            "data.split=session",
+            "data.train_sessions=[1,2,3]",
+            "data.val_sessions=[3]",
+            "data.test_sessions=[3]",
+        ],
+        "data.train_sessions and data.val_sessions share session(s) [3]",
+    ),
+    "train_size 1.0": (lambda t: ["data.train_size=1.0"], "data.train_size=1.0"),
+    "oversized recording file": (
+        lambda t: ["data=auslan", f"data.path={_big_member(t)}", "data.max_file_mb=1"],
+        "big-1.tsd: 2 MB, over the 1 MB limit",
+    ),
+    "series longer than data.max_steps": (
+        lambda t: ["data=uea", f"data.path={_ts(t, 50)}", "data.max_steps=10"],
+        "50 steps, over the limit of 10 (data.max_steps",
+    ),
+    "UEA val_size 1.0": (
+        lambda t: ["data=uea", f"data.path={_ts(t)}", "data.val_size=1.0"],
+        "data.val_size=1.0: must be > 0 and < 1",
+    ),
+    "corrupted store": (lambda t: [_corrupted_store(t)], "not a readable MLflow store"),
+    "server that does not answer": (lambda t: [_silent_port()], "no MLflow server answers"),
 }
 
 
@@ -159,6 +220,7 @@ def test_bad_input_is_one_clear_line(case: str, tmp_path: Path) -> None:
         client = mlflow.MlflowClient(f"sqlite:///{store}/mlflow.db")
         exps = [e.experiment_id for e in client.search_experiments()]
         assert not client.search_runs(exps, "attributes.status = 'FINISHED'")
+        assert not client.search_runs(exps, "attributes.status = 'RUNNING'")
     assert not (store / "artifacts").exists() or not any((store / "artifacts").rglob("*.npz"))
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmpaths.data import SequenceSet, padded_length
 from lstmpaths.errors import ConfigError
+from lstmpaths.settings import check_config
 from lstmpaths.sources import load_source
 from lstmpaths.splits import Split, make_split
 from lstmpaths.sweep import sweep_context
@@ -113,27 +114,44 @@ def classifier_key(data_cfg: dict, fingerprint: str, classifier_cfg: dict) -> st
     return stable_hash({"data": data_part, "fingerprint": fingerprint, "classifier": clf_part})
 
 
-def lock_path(uri: str, key: str) -> Path:
-    folder = store_folder(uri) / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"classifier-{key}.lock"
+def key_lock(tracking: DictConfig, stage: str, key: str):
+    """A file lock per configuration key, beside the store: a second job (or a second sweep) with
+    the same configuration waits for the first and then reuses its run instead of training again."""
+    from filelock import FileLock
+
+    folder = store_folder(tracking.uri, tracking.get("state_dir")) / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"tracking.state_dir: cannot create {folder} ({exc.strerror})") from None
+    return FileLock(str(folder / f"{stage}-{key}.lock"))
+
+
+def fit(trainer, *args, **kwargs) -> None:
+    """`trainer.fit`, with Ctrl-C kept a KeyboardInterrupt: Lightning catches it, ignores SIGINT
+    from then on and calls sys.exit(1), so a caller would see a plain failure."""
+    import signal
+
+    try:
+        trainer.fit(*args, **kwargs)
+    except SystemExit:
+        if trainer.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
+        raise
 
 
 def preflight(cfg: DictConfig, prepared: Prepared) -> None:
     """Settings a job would only trip over after minutes of training, checked up front."""
-    from lstmpaths.autoencoder import check_settings, resolve_precision
+    from lstmpaths.autoencoder import resolve_precision
 
     if cfg.stage == "paths":
-        ae = cfg.autoencoder
-        check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
-        resolve_precision(ae.get("precision", "32"))
+        resolve_precision(cfg.autoencoder.get("precision", "32"))
         sign_groups(cfg, prepared.data.class_names, prepared.data.truth)
 
 
 def run_classifier_stage(cfg: DictConfig, prepared: Prepared | None = None) -> ClassifierOutcome:
     """Reuse the FINISHED classifier with this key, or train it (once, even with parallel jobs)."""
-    from filelock import FileLock
-
     uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
     prepared = prepared or prepare_data(cfg.data)
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
@@ -148,7 +166,7 @@ def run_classifier_stage(cfg: DictConfig, prepared: Prepared | None = None) -> C
 
     found = reusable()
     if found is None:
-        lock = FileLock(str(lock_path(uri, key)))
+        lock = key_lock(cfg.tracking, "classifier", key)
         if lock.is_locked:
             log.info("another job is training classifier %s; waiting for it", key)
         with lock:
@@ -204,6 +222,7 @@ def _train_classifier(
         tempfile.TemporaryDirectory() as tmp,
     ):
         run_id = run.info.run_id
+        check_config(cfg)  # inside the run: a bad setting in a sweep shows as a FAILED run
         L.seed_everything(int(clf.seed), workers=True, verbose=False)
         net = instantiate(clf.net, n_channels=data.n_channels, n_classes=len(data.class_names))
         module = ClassifierModule(
@@ -242,7 +261,7 @@ def _train_classifier(
             torch.set_num_threads(int(clf.threads))
         started = time.perf_counter()
         try:
-            trainer.fit(module, datamodule=datamodule)
+            fit(trainer, module, datamodule=datamodule)
         finally:
             torch.set_num_threads(job_threads)
         train_seconds = time.perf_counter() - started
@@ -465,18 +484,37 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
     A FINISHED run with the same key (same classifier, autoencoder and figure settings) is
     reused instead, so re-running a sweep completes only the missing or failed jobs.
     """
-    from lstmpaths.autoencoder import check_settings, resolve_precision
 
-    ae = cfg.autoencoder
     uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
     experiment_id = ensure_experiment(uri, experiment)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     key = paths_key(outcome.key, resolved["autoencoder"], resolved["figures"])
-    if ae.get("reuse", True):
-        found = find_finished(uri, experiment_id, key)
-        if found is not None:
-            log.info("reusing paths run %s (key %s)", found.info.run_id, key)
-            return {k: float(v) for k, v in found.data.metrics.items()} | {"reused": 1.0}
+
+    def reusable() -> dict[str, float] | None:
+        found = find_finished(uri, experiment_id, key) if cfg.autoencoder.reuse else None
+        if found is None:
+            return None
+        log.info("reusing paths run %s (key %s)", found.info.run_id, key)
+        return {k: float(v) for k, v in found.data.metrics.items()} | {"reused": 1.0}
+
+    # One job per configuration at a time, as for the classifier: two sweeps on one store train
+    # each configuration once (the second waits, then reuses).
+    reused = reusable()
+    if reused is not None:
+        return reused
+    lock = key_lock(cfg.tracking, "paths", key)
+    if lock.is_locked:
+        log.info("another job is running paths configuration %s; waiting for it", key)
+    with lock:
+        return reusable() or _run_paths(cfg, outcome, experiment_id, key, resolved)
+
+
+def _run_paths(
+    cfg: DictConfig, outcome: ClassifierOutcome, experiment_id: str, key: str, resolved: dict
+) -> dict[str, float]:
+    from lstmpaths.autoencoder import resolve_precision
+
+    ae, uri = cfg.autoencoder, cfg.tracking.uri
     params = flatten({k: resolved[k] for k in ("data", "classifier", "autoencoder", "figures")})
     tags = {
         STAGE_TAG: "paths",
@@ -492,7 +530,7 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
         tempfile.TemporaryDirectory() as tmp,
     ):
         # checked inside the run, so a bad setting in a sweep shows as a FAILED run with its error
-        check_settings(int(ae.bottleneck), str(ae.activation), float(ae.noise))
+        check_config(cfg)
         from lstmpaths.tracking import client
 
         mlflow_client = client(uri)
@@ -763,7 +801,8 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray):
         precision=precision,
     )
     started = time.perf_counter()
-    trainer.fit(
+    fit(
+        trainer,
         module,
         train_dataloaders=VectorBatches(
             fit_vectors, int(ae.batch_size), shuffle=True, seed=int(ae.seed)

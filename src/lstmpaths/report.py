@@ -100,7 +100,9 @@ def one_run_per_key(runs: list) -> list:
 
 def safe_folder_name(name: str) -> str:
     """An experiment or run name as one harmless folder name (no '/', '..' or leading dot)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
+    cleaned = re.sub(r"\.{2,}", "_", name)  # no '..' anywhere, even between other characters
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", cleaned)
+    cleaned = re.sub(r"_+", "_", cleaned).strip("._")
     return cleaned or "report"
 
 
@@ -568,10 +570,10 @@ def build_report(
 
     started = time.perf_counter()
     opts = opts or Options()
+    out = out.resolve()
+    check_out_folder(out)  # before any work: a folder the report may not replace is refused now
     experiment_id, finished = fetch_runs(uri, experiment, parent)
     print(f"report: {len(finished)} FINISHED paths runs in {experiment}", flush=True)
-    out = out.resolve()
-    check_out_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
         cache, staging = Path(tmp) / "cache", Path(tmp) / "report"

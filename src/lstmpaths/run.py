@@ -57,22 +57,31 @@ def silence_library_noise() -> None:
 def run_job(cfg: DictConfig) -> float:
     import torch
 
-    from lstmpaths.errors import ConfigError
     from lstmpaths.pipeline import (
         preflight,
         prepare_data,
         run_classifier_stage,
         run_projection_stage,
     )
+    from lstmpaths.processes import end_with_parent, job_threads
+    from lstmpaths.settings import check_config
+    from lstmpaths.sweep import SWEEP_PID_ENV
+    from lstmpaths.tracking import client, ensure_experiment, reap_dead_runs
 
     silence_library_noise()  # again here: joblib workers are fresh processes
-    if cfg.stage not in ("classifier", "paths"):
-        raise ConfigError(f"stage={cfg.stage!r}: choose classifier or paths")
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    in_sweep = _in_multirun()
+    if in_sweep and os.environ.get(SWEEP_PID_ENV):
+        end_with_parent(int(os.environ[SWEEP_PID_ENV]))
+    if not in_sweep:
+        # a sweep job keeps these checks inside its MLflow runs, so they show there as FAILED
+        check_config(cfg)
+    threads, why = job_threads(cfg.threads, int(cfg.jobs) if in_sweep else 1)
+    torch.set_num_threads(threads)
+    log.info("torch threads: %s", why)
+    mlflow_client = client(cfg.tracking.uri)
+    reap_dead_runs(mlflow_client, ensure_experiment(cfg.tracking.uri, cfg.tracking.experiment))
     prepared = prepare_data(cfg.data)
-    if not _in_multirun():
-        # a sweep job keeps these checks inside its MLflow run, so it shows there as FAILED
+    if not in_sweep:
         preflight(cfg, prepared)
     outcome = run_classifier_stage(cfg, prepared)
     print(
@@ -108,18 +117,29 @@ def _in_multirun() -> bool:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     debug = os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("LSTMPATHS_DEBUG") == "1"
+    from lstmpaths.processes import leave_registry
+    from lstmpaths.tracking import store_problem
+
     try:
         return run_job(cfg)
     except Exception as exc:
+        problem = store_problem(str(cfg.tracking.uri), exc)
+        message = problem or f"{exc}"
         if _in_multirun() and not debug:
             # One failed job must not stop the sweep: its run is already FAILED in MLflow with
-            # the error in a tag; the sweeper gets NaN as this job's objective.
-            log.error("job failed: %s: %s", type(exc).__name__, exc)
+            # the error in a tag; the sweeper gets NaN as this job's objective, and the sweep
+            # counts it (record_failed_job) to end with a non-zero exit.
+            from lstmpaths.sweep import record_failed_job
+
+            log.error("job failed: %s: %s", type(exc).__name__, message)
+            record_failed_job(f"{type(exc).__name__}: {message}")
             return float("nan")
-        if isinstance(exc, LstmpathsError) and not debug:
-            print(f"lstmpaths-run: error: {exc}", file=sys.stderr)
+        if (problem or isinstance(exc, LstmpathsError)) and not debug:
+            print(f"lstmpaths-run: error: {message}", file=sys.stderr)
             sys.exit(2)
         raise
+    finally:
+        leave_registry()
 
 
 def check_group_choices(args: list[str]) -> None:
@@ -144,6 +164,9 @@ def check_group_choices(args: list[str]) -> None:
 
 
 def main() -> None:
+    # Before torch loads OpenMP: waiting threads sleep instead of spinning, so two jobs on the
+    # same cores slow each other down by their share, not 40x (see processes.py).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     check_group_choices(sys.argv[1:])
     tune_allocator()
     silence_library_noise()
@@ -155,7 +178,28 @@ def main() -> None:
         at = overrides[-1] + 1 if overrides else len(args)
         args.insert(at, f"hydra.searchpath=[file://{REPO_ROOT}]")
         sys.argv[1:] = args
-    _hydra_main()
+    from lstmpaths import sweep
+
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:
+        # Lightning's SystemExit is turned back into this (pipeline.fit); runs are KILLED
+        ended = sweep.end_interrupted_sweep()
+        print(
+            f"lstmpaths-run: interrupted (Ctrl-C): {ended or 'the run in progress is'} marked "
+            "KILLED; run the same command again to continue",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    outcome = sweep.LAST_SWEEP
+    if outcome is not None and outcome.failed:
+        print(
+            f"lstmpaths-run: {outcome.failed} of {outcome.total} sweep jobs failed (sweep run "
+            f"{outcome.parent_id}; each failed run's tag lstmpaths.error says why); run the same "
+            "command again to retry them",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,15 @@ def session_split(
     if (data.sessions < 0).all():
         raise ConfigError(f"data.split=session: the {data.source} data has no recording sessions")
     have = set(data.sessions.tolist())
+    named = {"train": train_sessions, "val": val_sessions, "test": test_sessions}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = sorted(set(named[a]) & set(named[b]))
+        if shared:
+            # the same recordings on both sides: a test accuracy measured on training data
+            raise ConfigError(
+                f"data.{a}_sessions and data.{b}_sessions share session(s) {shared}; "
+                "each session may be in one part only"
+            )
     parts = []
     for name, sessions in (
         ("train", train_sessions),
@@ -88,15 +97,6 @@ def session_split(
                 f"data.{name}_sessions={list(sessions)} selects no recordings; sessions present: {sorted(have)}"
             )
         parts.append(idx)
-    named = {"train": train_sessions, "val": val_sessions, "test": test_sessions}
-    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-        shared = sorted(set(named[a]) & set(named[b]))
-        if shared:
-            # the same recordings on both sides: a test accuracy measured on training data
-            raise ConfigError(
-                f"data.{a}_sessions and data.{b}_sessions share session(s) {shared}; "
-                "each session may be in one part only"
-            )
     return Split(*parts)
 
 

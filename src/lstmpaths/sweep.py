@@ -8,6 +8,7 @@ holds a parent id (a re-run of the same sweep) keeps that parent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from omegaconf import DictConfig
 
 PARENT_FILE = "lstmpaths_parent_run.txt"
 TOTAL_FILE = "lstmpaths_jobs_total.txt"
+FAILED_FILE = "lstmpaths_failed_jobs.txt"
+SWEEP_PID_ENV = "LSTMPATHS_SWEEP_PID"
 SWEEP_TAG = "lstmpaths.sweep_id"
 
 
@@ -98,25 +101,105 @@ def report_progress(uri: str) -> str | None:
     return line
 
 
+@dataclass
+class SweepOutcome:
+    """How a sweep that ran in this process ended (read by `run.main` for its exit status)."""
+
+    parent_id: str
+    total: int
+    finished: int = 0
+    failed: int = 0
+
+
+# The sweep this process is running (its parent run), and how the last one ended.
+ACTIVE: dict[str, str] = {}
+LAST_SWEEP: SweepOutcome | None = None
+
+
+def record_failed_job(message: str) -> None:
+    """A job of this sweep failed (whether or not it got as far as an MLflow run): one line in
+    the sweep folder, so that the sweep can count it and end with a non-zero exit."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    line = f"job {HydraConfig.get().job.num}: {message}".replace("\n", " ")[:500] + "\n"
+    with (sweep_dir / FAILED_FILE).open("a") as fh:  # appends of one short line do not interleave
+        fh.write(line)
+
+
+def newest_per_key(runs: list) -> dict[str, Any]:
+    """Each configuration's newest run: a job re-run after Ctrl-C or a failure counts once, by its
+    latest outcome."""
+    from lstmpaths.tracking import KEY_TAG
+
+    newest: dict[str, Any] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        newest[run.data.tags.get(KEY_TAG) or run.info.run_id] = run
+    return newest
+
+
+def end_interrupted_sweep(wait_s: float = 20.0) -> str | None:
+    """After Ctrl-C in the sweep's own process: wait for its workers to end, mark the runs they
+    left RUNNING and the parent run KILLED. Returns what was marked (None outside a sweep)."""
+    import time
+
+    from lstmpaths.tracking import client, owner_alive, reap_dead_runs
+
+    if not ACTIVE:
+        return None
+    mlflow_client = client(ACTIVE["uri"])
+    parent_id, experiment_id = ACTIVE["parent_id"], ACTIVE["experiment_id"]
+    children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        running = mlflow_client.search_runs(
+            [experiment_id], f"{children} and attributes.status = 'RUNNING'"
+        )
+        if not any(owner_alive(r.data.tags) for r in running):
+            break
+        time.sleep(0.5)
+    closed = reap_dead_runs(mlflow_client, experiment_id, children)
+    mlflow_client.set_terminated(parent_id, "KILLED")
+    ACTIVE.clear()
+    return f"sweep run {parent_id} and {closed} unfinished job run(s)"
+
+
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import os
+        import sys
+
         from mlflow.exceptions import MlflowException
 
-        from lstmpaths.tracking import client, ensure_experiment
+        from lstmpaths.errors import LstmpathsError
+        from lstmpaths.settings import check_config
+        from lstmpaths.tracking import client, ensure_experiment, owner_tags, reap_dead_runs
 
-        uri, name = config.tracking.uri, config.tracking.experiment
-        experiment_id = ensure_experiment(uri, name)  # schema + experiment, before the jobs race
+        try:
+            # the settings every job shares, before any job starts or any run is opened
+            check_config({k: v for k, v in config.items() if k != "hydra"})
+            uri, name = config.tracking.uri, config.tracking.experiment
+            experiment_id = ensure_experiment(uri, name)  # schema + experiment, before the race
+        except LstmpathsError as exc:
+            print(f"lstmpaths-run: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())  # workers end when this process ends
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / TOTAL_FILE).write_text(str(planned_jobs(config)))
+        (sweep_dir / FAILED_FILE).unlink(missing_ok=True)
         parent_file = sweep_dir / PARENT_FILE
         mlflow_client = client(uri)
+        reap_dead_runs(mlflow_client, experiment_id)  # runs of killed jobs and sweeps
         if parent_file.is_file():
             try:
                 run = mlflow_client.get_run(parent_file.read_text().strip())
                 # the same sweep again: keep its parent (unless it now goes to another experiment)
                 if run.info.experiment_id == experiment_id:
                     mlflow_client.update_run(run.info.run_id, status="RUNNING")
+                    for key, value in owner_tags().items():
+                        mlflow_client.set_tag(run.info.run_id, key, value)
+                    ACTIVE.update(uri=uri, parent_id=run.info.run_id, experiment_id=experiment_id)
                     return
             except MlflowException:
                 pass  # the store was reset: start a new parent
@@ -128,25 +211,38 @@ class MlflowSweepCallback(Callback):
                 SWEEP_TAG: sweep_dir.name,
                 "lstmpaths.stage": "sweep",
                 "lstmpaths.sweep_overrides": overrides[:5000],
+                **owner_tags(),
             },
         )
         parent_file.write_text(run.info.run_id)
+        ACTIVE.update(uri=uri, parent_id=run.info.run_id, experiment_id=experiment_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from lstmpaths.tracking import client
+        global LAST_SWEEP
+        from lstmpaths.tracking import client, reap_dead_runs
 
-        parent_file = Path(config.hydra.sweep.dir) / PARENT_FILE
+        sweep_dir = Path(config.hydra.sweep.dir)
+        parent_file = sweep_dir / PARENT_FILE
         if not parent_file.is_file():
             return
         mlflow_client = client(config.tracking.uri)
         parent_id = parent_file.read_text().strip()
         run = mlflow_client.get_run(parent_id)
-        children = mlflow_client.search_runs(
-            [run.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'"
-        )
-        failed = sum(c.info.status in ("FAILED", "KILLED") for c in children)
+        children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+        # a worker that died (OOM, SIGKILL) leaves its run RUNNING: close it before counting
+        reap_dead_runs(mlflow_client, run.info.experiment_id, children)
+        runs = mlflow_client.search_runs([run.info.experiment_id], children, max_results=50000)
+        stage = config.get("stage", "paths")
+        latest = newest_per_key([r for r in runs if r.data.tags.get("lstmpaths.stage") == stage])
+        finished = sum(r.info.status == "FINISHED" for r in latest.values())
+        failed_keys = sum(r.info.status != "FINISHED" for r in latest.values())
+        failed_file = sweep_dir / FAILED_FILE
+        recorded = len(failed_file.read_text().splitlines()) if failed_file.is_file() else 0
+        failed = max(failed_keys, recorded)  # a job may fail before it opens any run
         mlflow_client.log_metric(parent_id, "jobs_failed", failed)
-        mlflow_client.log_metric(
-            parent_id, "jobs_finished", sum(c.info.status == "FINISHED" for c in children)
-        )
+        mlflow_client.log_metric(parent_id, "jobs_finished", finished)
         mlflow_client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
+        total_file = sweep_dir / TOTAL_FILE
+        total = int(total_file.read_text()) if total_file.is_file() else finished + failed
+        LAST_SWEEP = SweepOutcome(parent_id, max(total, finished + failed), finished, failed)
+        ACTIVE.clear()

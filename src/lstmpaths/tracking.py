@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lstmpaths.errors import ConfigError
+
+log = logging.getLogger("lstmpaths")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_TAG = "lstmpaths.key"
@@ -36,12 +40,16 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
 
 
-def store_folder(uri: str) -> Path:
-    """The local folder of a store: the SQLite file's folder, else the checkout's mlruns/
-    (where locks live when the store is a server)."""
+def store_folder(uri: str, state_dir: str | None = None) -> Path:
+    """Where a store's local state lives (job locks, the tune sweep's Optuna study): the SQLite
+    file's folder; for a server, `tracking.state_dir`, else `~/.cache/lstmpaths/<server>`.
+    Jobs that must see each other's locks (a cluster) need a state_dir they all share."""
+    if state_dir:
+        return Path(state_dir).expanduser()
     if uri.startswith("sqlite:///"):
         return Path(uri.removeprefix("sqlite:///")).parent
-    return project_root() / "mlruns"
+    server = re.sub(r"[^A-Za-z0-9._-]+", "_", uri.split("://", 1)[-1]).strip("_")
+    return Path.home() / ".cache" / "lstmpaths" / (server or "server")
 
 
 def artifact_root(uri: str) -> str | None:
@@ -77,8 +85,13 @@ def client(uri: str):
             # one process at a time creates or migrates it, under a file lock beside the store.
             from filelock import FileLock
 
-            with FileLock(str(db) + ".lock"):
+            with FileLock(str(db) + ".lock"), store_errors(uri):
+                check_sqlite_store(db)
                 mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            _READY.add(uri)
+    elif uri.startswith(("http://", "https://")):
+        if uri not in _READY:
+            check_server(uri)
             _READY.add(uri)
     elif uri.startswith(("file:", "./", "/")) or "://" not in uri:
         raise ConfigError(
@@ -86,6 +99,72 @@ def client(uri: str):
             "e.g. sqlite:///path/to/mlruns/mlflow.db or http://host:5000"
         )
     return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def check_sqlite_store(db: Path, wait_s: float = 10.0) -> None:
+    """A SQLite store that is not a database, or is locked by another program, is named in one
+    line at once (MLflow would print a long SQLAlchemy trace, or wait, then fail)."""
+    import sqlite3
+
+    if not db.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=wait_s)) as conn:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+            conn.execute("begin immediate")  # a write lock: another writer holds it?
+            conn.rollback()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(store_problem(f"sqlite:///{db}", exc)) from None
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """A server store that does not answer is an error at once, not minutes of silent retries."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout)  # noqa: S310
+    except urllib.error.HTTPError:
+        return  # something answers (a proxy may guard /health): let MLflow talk to it
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"tracking.uri={uri}: no MLflow server answers there ({reason}); start one "
+            "(mlflow server --host 127.0.0.1 --port 5000 ...) or use tracking=local"
+        ) from None
+
+
+def store_problem(uri: str, exc: BaseException) -> str | None:
+    """One line saying what is wrong with the store and what to do, or None if `exc` is not a
+    store problem we recognise."""
+    text = str(exc).lower()
+    if "database is locked" in text:
+        return (
+            f"tracking.uri={uri}: the store is locked by another program (a DB browser, a "
+            "stuck process?); close it and run again"
+        )
+    if "disk is full" in text or "no space left" in text:
+        return f"tracking.uri={uri}: the disk holding the store is full; free space and run again"
+    if "not a database" in text or "malformed" in text or "no such table" in text:
+        return (
+            f"tracking.uri={uri}: not a readable MLflow store (corrupted?): {str(exc)[:120]}; "
+            "move it aside or point tracking.uri at another file"
+        )
+    return None
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """Turn a recognised store failure raised inside into a one-line ConfigError."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:
+        problem = store_problem(uri, exc)
+        if problem is None:
+            raise
+        raise ConfigError(problem) from None
 
 
 def ensure_experiment(uri: str, name: str) -> str:
@@ -155,19 +234,98 @@ def find_finished(uri: str, experiment_id: str, key: str):
     return runs[0] if runs else None
 
 
+# Who runs a run: so that a run whose process is gone (SIGKILL, power loss) can be told from a
+# live one, and closed as KILLED by the next job on the same machine.
+HOST_TAG, PID_TAG, PID_START_TAG = "lstmpaths.host", "lstmpaths.pid", "lstmpaths.pid_start"
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' where /proc is missing): with the
+    pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: _process_start(pid)}
+
+
+def owner_alive(tags: Mapping[str, str]) -> bool | None:
+    """Is the process that opened a run still running? None when it ran on another machine or
+    before runs carried owner tags (nothing can be said)."""
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG):
+        return None
+    pid = int(tags[PID_TAG])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    started = _process_start(pid)
+    return not (started and tags.get(PID_START_TAG) and started != tags[PID_START_TAG])
+
+
+def reap_dead_runs(mlflow_client, experiment_id: str, query: str = "") -> int:
+    """Mark KILLED the RUNNING runs (matching `query`) whose process on this machine is gone.
+    Live runs, and runs of other machines, are left alone. Returns how many were closed."""
+    from mlflow.entities import RunTag
+
+    condition = "attributes.status = 'RUNNING'" + (f" and {query}" if query else "")
+    closed = 0
+    for run in mlflow_client.search_runs([experiment_id], condition, max_results=50000):
+        if owner_alive(run.data.tags) is not False:
+            continue
+        note = (
+            f"interrupted: its process (pid {run.data.tags[PID_TAG]}) ended without closing "
+            "the run; a later job on this machine marked it"
+        )
+        with contextlib.suppress(Exception):
+            mlflow_client.log_batch(run.info.run_id, tags=[RunTag("lstmpaths.error", note)])
+            mlflow_client.set_terminated(run.info.run_id, "KILLED")
+            closed += 1
+    return closed
+
+
 def _close_stale(mlflow_client, experiment_id: str, key: str) -> None:
-    """Runs of this key left RUNNING by a process that was killed (SIGKILL, power loss) are
-    marked KILLED when the same configuration runs again, so the UI does not show them as live."""
+    """Runs of this key left RUNNING by a process that ended are marked KILLED when the same
+    configuration runs again. The caller holds the key's lock, so on this machine no live job
+    runs the key; a run whose owner cannot be checked (another machine, an old run) is taken
+    as superseded only when it carries no owner tags."""
     from mlflow.entities import RunTag
 
     stale = mlflow_client.search_runs(
         [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"
     )
     for run in stale:
+        alive = owner_alive(run.data.tags)
+        if alive or (alive is None and HOST_TAG in run.data.tags):
+            continue  # live, or on another machine: not ours to close
         with contextlib.suppress(Exception):
             note = "interrupted: its process ended without closing the run; re-run superseded it"
             mlflow_client.log_batch(run.info.run_id, tags=[RunTag("lstmpaths.error", note)])
             mlflow_client.set_terminated(run.info.run_id, "KILLED")
+
+
+def mark_ended(mlflow_client, run_id: str, status: str, message: str, wait_s: float = 180) -> bool:
+    """Tag the error and end the run, retrying while the store is locked (a store locked for a
+    minute must not leave the run RUNNING). False if it still could not be written."""
+    from mlflow.entities import RunTag
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            mlflow_client.log_batch(run_id, tags=[RunTag("lstmpaths.error", message)])
+            mlflow_client.set_terminated(run_id, status)
+            return True
+        except Exception:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(2)
 
 
 def fault_point(name: str) -> None:
@@ -203,13 +361,15 @@ def tracked_run(
     uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, str]
 ) -> Iterator[Any]:
     """An MLflow run that ends FINISHED, or FAILED with the error in a tag (then re-raised)."""
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param
 
     mlflow_client = client(uri)
     if KEY_TAG in tags:
         _close_stale(mlflow_client, experiment_id, tags[KEY_TAG])
     run = mlflow_client.create_run(
-        experiment_id, run_name=run_name, tags={"lstmpaths.git_commit": git_commit(), **tags}
+        experiment_id,
+        run_name=run_name,
+        tags={"lstmpaths.git_commit": git_commit(), **owner_tags(), **tags},
     )
     run_id = run.info.run_id
     try:
@@ -218,12 +378,17 @@ def tracked_run(
             mlflow_client.log_batch(run_id, params=items[start : start + 100])
         yield run
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}"[:5000]
-        with contextlib.suppress(Exception):
-            mlflow_client.log_batch(run_id, tags=[RunTag("lstmpaths.error", message)])
-            mlflow_client.set_terminated(
-                run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            )
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        message = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
+        # a user waiting on Ctrl-C gets a short wait; a failure may wait out a locked store
+        if not mark_ended(
+            mlflow_client,
+            run_id,
+            "KILLED" if interrupted else "FAILED",
+            message[:5000],
+            wait_s=10 if interrupted else 180,
+        ):
+            log.warning("could not mark run %s as ended; the next job here will", run_id)
         raise
     else:
         mlflow_client.set_tag(run_id, COMPLETE_TAG, "1")
