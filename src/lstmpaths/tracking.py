@@ -61,8 +61,11 @@ def artifact_root(uri: str) -> str | None:
 
 def _quiet_mlflow() -> None:
     # Alembic prints every schema migration of a new SQLite store at INFO: noise for users.
-    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+    for name in ("alembic", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow logs every database error with its whole trace before raising it; the error itself
+    # reaches the job, which names the store in one line (store_problem).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def client(uri: str):
