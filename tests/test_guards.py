@@ -360,12 +360,16 @@ def test_sweep_job_count_reads_list_values_as_one() -> None:
             "hydra": {
                 "sweeper": {"params": {"autoencoder.seed": "0,1,2"}},
                 "overrides": {
-                    "task": ["autoencoder.widths=[32,8]", "autoencoder.activation=linear,tanh"]
+                    "task": [
+                        "autoencoder.widths=[32,8]",
+                        "autoencoder.activation=linear,tanh",
+                        "autoencoder.seed=0,1,2,3",  # replaces the sweep file's 0,1,2
+                    ]
                 },
             }
         }
     )
-    assert planned_jobs(config) == 6
+    assert planned_jobs(config) == 8
 
 
 # --- 14, 15: a store is not served to the network by default; local state beside the store ---

@@ -4,18 +4,16 @@ sweep worker that ends with its sweep.
 Two jobs that each start one OpenMP thread per core on a 2-core machine do not run at half
 speed: threads that spin while waiting for each other make every epoch 40x slower. So a job
 sizes its threads to the cores it can have (its CPU affinity, shared with the other jobs of its
-sweep and the other lstmpaths jobs running here), and OpenMP waits passively (`run.main` sets
-OMP_WAIT_POLICY before torch loads).
+sweep), and OpenMP waits passively (`run.main` sets OMP_WAIT_POLICY before torch loads): two
+jobs started side by side then each run at about their share of the cores.
 """
 
 from __future__ import annotations
 
 import _thread
 import os
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 
 def usable_cores() -> int:
@@ -26,51 +24,18 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _registry() -> Path:
-    folder = Path(tempfile.gettempdir()) / f"lstmpaths-jobs-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def other_jobs() -> int:
-    """lstmpaths jobs running on this machine besides this one (stale entries are removed)."""
-    registry, me = _registry(), os.getpid()
-    (registry / str(me)).touch()
-    others = 0
-    for entry in registry.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        if _alive(int(entry.name)):
-            others += 1
-        else:
-            entry.unlink(missing_ok=True)
-    return others
-
-
-def leave_registry() -> None:
-    (_registry() / str(os.getpid())).unlink(missing_ok=True)
-
-
 def job_threads(requested: int | None, sweep_jobs: int = 1) -> tuple[int, str]:
     """(threads, why): `requested` when set; else this job's share of the usable cores, split
-    between the jobs of its sweep (`sweep_jobs` at once) or the other lstmpaths jobs running here,
-    whichever are more."""
+    between the jobs its sweep runs at once.
+
+    Not reduced for other programs that happen to run: the thread count changes a run's last
+    digits, and a result should not depend on what else was running. Passive OpenMP waits keep
+    two jobs side by side at their share of the cores instead (processes.py's docstring)."""
     cores = usable_cores()
     if requested:
         return int(requested), f"threads={requested} as set ({cores} usable cores)"
-    sharing = max(sweep_jobs, other_jobs() + 1)
-    threads = max(1, cores // sharing)
-    return threads, f"{threads} thread(s): {cores} usable core(s) shared by {sharing} job(s)"
+    threads = max(1, cores // max(1, sweep_jobs))
+    return threads, f"{threads} thread(s): {cores} usable core(s) shared by {sweep_jobs} job(s)"
 
 
 _watching = False

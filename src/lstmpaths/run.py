@@ -117,7 +117,6 @@ def _in_multirun() -> bool:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     debug = os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("LSTMPATHS_DEBUG") == "1"
-    from lstmpaths.processes import leave_registry
     from lstmpaths.tracking import store_problem
 
     try:
@@ -138,8 +137,6 @@ def _hydra_main(cfg: DictConfig) -> float:
             print(f"lstmpaths-run: error: {message}", file=sys.stderr)
             sys.exit(2)
         raise
-    finally:
-        leave_registry()
 
 
 def check_group_choices(args: list[str]) -> None:

@@ -55,8 +55,10 @@ def planned_jobs(config: DictConfig) -> int:
         return int(sweeper.n_trials)
     lines = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     lines += [o for o in config.hydra.overrides.task if "=" in o]
+    # a command-line value replaces the sweep file's value of the same key
+    by_key = {o.key_or_group: o for o in OverridesParser.create().parse_overrides(lines)}
     total = 1
-    for override in OverridesParser.create().parse_overrides(lines):
+    for override in by_key.values():
         if override.is_sweep_override() and not override.is_interval_sweep():
             try:
                 total *= len(list(override.sweep_iterator()))
