@@ -77,6 +77,12 @@ def _silent_port() -> str:
     return f"tracking.uri=http://127.0.0.1:{free_port()}"
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _empty_dir(tmp: Path) -> str:
     (tmp / "empty").mkdir()
     return str(tmp / "empty")
@@ -188,6 +194,10 @@ CASES = {
     ),
     "corrupted store": (lambda t: [_corrupted_store(t)], "not a readable MLflow store"),
     "server that does not answer": (lambda t: [_silent_port()], "no MLflow server answers"),
+    "a GPU the machine does not have": (
+        lambda t: ["accelerator=gpu"] if not _has_cuda() else ["accelerator=tpu"],
+        "accelerator=",
+    ),
 }
 
 

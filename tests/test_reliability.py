@@ -147,7 +147,9 @@ def test_sigkill_during_training_then_rerun_completes_only_the_missing_job(tmp_p
 @pytest.mark.slow
 def test_sigkill_during_artifact_upload_is_never_reused(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    proc = _sweep(tmp_path, uri, env={"LSTMPATHS_FAULT": "upload"})
+    # the fault is injected from outside the project (tests/faults/sitecustomize.py)
+    faults = str(REPO / "tests" / "faults")
+    proc = _sweep(tmp_path, uri, env={"LSTMPATHS_FAULT": "upload", "PYTHONPATH": faults})
     out, _ = proc.communicate(timeout=900)
     paths = _runs(uri, "paths")
     print(f"\nkilled during upload: {[r.info.status for r in paths]}")

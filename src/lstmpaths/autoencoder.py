@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstmpaths.devices import Device, native_bf16, resolve_device, to_numpy
 from lstmpaths.errors import ConfigError
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
@@ -31,22 +32,13 @@ def check_settings(bottleneck: int, activation: str, noise: float) -> None:
 PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
 
 
-def native_bf16() -> bool:
-    """Does this CPU multiply bfloat16 in hardware (AVX512-BF16 / AMX)? Emulated bf16 is slower
-    than float32, so "auto" only picks it where it is native."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(setting: str) -> str:
+def resolve_precision(setting: str, device: Device | None = None) -> str:
     """autoencoder.precision -> Lightning's name: 32 -> "32-true", bf16 -> "bf16-mixed"
     (bfloat16 matmuls under autocast, float32 weights, optimizer and loss), auto -> bf16 on a
-    CPU with native bfloat16, else 32."""
+    device with native bfloat16, else 32."""
     setting = str(setting)
     if setting == "auto":
-        return PRECISIONS["bf16" if native_bf16() else "32"]
+        return PRECISIONS["bf16" if native_bf16(device or resolve_device()) else "32"]
     if setting not in PRECISIONS:
         raise ConfigError(f"autoencoder.precision={setting!r}: choose 32, bf16 or auto")
     return PRECISIONS[setting]
@@ -156,22 +148,42 @@ def training_vectors(
     return np.concatenate(chunks)
 
 
-@torch.no_grad()
-def encode(net: DenoisingAutoencoder, vectors: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Bottleneck codes of (..., hidden) vectors -> (..., k), in a few large batches."""
-    net.eval()
+def _batches(vectors: np.ndarray, batch_size: int, device: torch.device):
     flat = vectors.reshape(-1, vectors.shape[-1])
-    out = [
-        net.encoder(
-            torch.from_numpy(np.ascontiguousarray(flat[i : i + batch_size], dtype=np.float32))
-        ).numpy()
-        for i in range(0, len(flat), batch_size)
-    ]
+    for i in range(0, len(flat), batch_size):
+        chunk = np.ascontiguousarray(flat[i : i + batch_size], dtype=np.float32)
+        yield torch.from_numpy(chunk).to(device)
+
+
+@torch.no_grad()
+def encode(
+    net: DenoisingAutoencoder,
+    vectors: np.ndarray,
+    batch_size: int = 65536,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Bottleneck codes of (..., hidden) vectors -> (..., k), in a few large batches, on the
+    net's device (or `device`)."""
+    net.eval()
+    device = device or next(net.parameters()).device
+    net.to(device)
+    out = [to_numpy(net.encoder(x)) for x in _batches(vectors, batch_size, device)]
     return np.concatenate(out).reshape(*vectors.shape[:-1], -1)
 
 
 @torch.no_grad()
-def reconstruction_mse(net: DenoisingAutoencoder, vectors: np.ndarray) -> float:
+def reconstruction_mse(
+    net: DenoisingAutoencoder,
+    vectors: np.ndarray,
+    batch_size: int = 65536,
+    device: torch.device | None = None,
+) -> float:
+    """Mean squared reconstruction error over all `vectors` (batched: any size fits)."""
     net.eval()
-    x = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
-    return float(nn.functional.mse_loss(net(x), x))
+    device = device or next(net.parameters()).device
+    net.to(device)
+    total, count = 0.0, 0
+    for x in _batches(vectors, batch_size, device):
+        total += float(nn.functional.mse_loss(net(x), x, reduction="sum"))
+        count += x.numel()
+    return total / max(1, count)

@@ -21,6 +21,7 @@ from torch.utils.data import (
 )
 
 from lstmpaths.data import SequenceSet, pad_front
+from lstmpaths.devices import to_numpy
 from lstmpaths.splits import Split
 
 
@@ -192,14 +193,17 @@ class SequenceDataModule(L.LightningDataModule):
 
 @torch.no_grad()
 def extract_activations(
-    net: SignLSTM, inputs: np.ndarray, batch_size: int = 512
+    net: SignLSTM, inputs: np.ndarray, batch_size: int = 512, device: torch.device | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LSTM outputs at every step (N, T, hidden) and class probabilities (N, n_classes)."""
+    """LSTM outputs at every step (N, T, hidden) and class probabilities (N, n_classes), computed
+    on the net's device (or `device`), returned as host arrays."""
     net.eval()
+    device = device or next(net.parameters()).device
+    net.to(device)
     outs, probs = [], []
     for start in range(0, len(inputs), batch_size):
-        x = torch.from_numpy(inputs[start : start + batch_size])
+        x = torch.from_numpy(inputs[start : start + batch_size]).to(device)
         seq = net.sequence_outputs(x)
-        outs.append(seq.numpy())
-        probs.append(torch.softmax(net.head(seq[:, -1]), dim=1).numpy())
+        outs.append(to_numpy(seq))
+        probs.append(to_numpy(torch.softmax(net.head(seq[:, -1]), dim=1)))
     return np.concatenate(outs), np.concatenate(probs)

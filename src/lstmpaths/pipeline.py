@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from lstmpaths.data import SequenceSet, padded_length
+from lstmpaths.devices import Device, host_state, resolve_device
 from lstmpaths.errors import ConfigError
 from lstmpaths.settings import check_config
 from lstmpaths.sources import load_source
@@ -32,7 +33,6 @@ from lstmpaths.tracking import (
     KEY_TAG,
     STAGE_TAG,
     ensure_experiment,
-    fault_point,
     find_finished,
     flatten,
     log_metrics,
@@ -145,8 +145,9 @@ def preflight(cfg: DictConfig, prepared: Prepared) -> None:
     """Settings a job would only trip over after minutes of training, checked up front."""
     from lstmpaths.autoencoder import resolve_precision
 
+    device = resolve_device(cfg.accelerator)  # a GPU asked for and missing: said now
     if cfg.stage == "paths":
-        resolve_precision(cfg.autoencoder.get("precision", "32"))
+        resolve_precision(cfg.autoencoder.get("precision", "32"), device)
         sign_groups(cfg, prepared.data.class_names, prepared.data.truth)
 
 
@@ -198,6 +199,7 @@ def _train_classifier(
     uri = cfg.tracking.uri
     data, split, maxlen = prepared.data, prepared.split, prepared.maxlen
     clf = cfg.classifier
+    device = resolve_device(cfg.accelerator)
     scale = standardizer(data, split.train) if cfg.data.get("standardize", True) else None
     inputs = padded_inputs(data, maxlen, scale)
     tags = {
@@ -254,7 +256,8 @@ def _train_classifier(
             num_sanity_val_steps=0,
             log_every_n_steps=10**9,  # epoch curves only
             deterministic=True,
-            accelerator="cpu",
+            accelerator=device.lightning,
+            devices=1,
         )
         job_threads = torch.get_num_threads()
         if clf.get("threads"):
@@ -265,10 +268,10 @@ def _train_classifier(
         finally:
             torch.set_num_threads(job_threads)
         train_seconds = time.perf_counter() - started
-        best = torch.load(checkpoint.best_model_path, weights_only=True, map_location="cpu")
+        best = torch.load(checkpoint.best_model_path, weights_only=True, map_location=device.torch)
         module.load_state_dict(best["state_dict"])
 
-        activations, probs = extract_activations(net, inputs)
+        activations, probs = extract_activations(net, inputs, device=device.torch)
         predictions = probs.argmax(1)
         metrics = evaluation_metrics(data.labels, predictions, probs, split)
         metrics.update(
@@ -285,7 +288,7 @@ def _train_classifier(
         part = split.part_of(len(data))
         torch.save(
             {
-                "state_dict": net.state_dict(),
+                "state_dict": host_state(net),
                 "mean": torch.from_numpy(
                     np.asarray(scale[0] if scale else np.zeros(data.n_channels), np.float32)
                 ),
@@ -535,16 +538,16 @@ def _run_paths(
 
         mlflow_client = client(uri)
         # "auto" depends on the CPU: the run says what it actually trained with
-        precision = resolve_precision(ae.get("precision", "32"))
+        device = resolve_device(cfg.accelerator)
+        precision = resolve_precision(ae.get("precision", "32"), device)
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.dae_precision", precision)
+        mlflow_client.set_tag(run.info.run_id, "lstmpaths.device", str(device.torch))
         started = time.perf_counter()
         arrays = load_activations(uri, outcome.run_id, tmp)
         metrics, files = _project(cfg, arrays, outcome.prepared, Path(tmp), run.info.run_id)
         metrics["job_seconds"] = time.perf_counter() - started
         log_metrics(mlflow_client, run.info.run_id, metrics)
-        for n, path in enumerate(files):
-            if n == 2:
-                fault_point("upload")
+        for path in files:
             mlflow_client.log_artifact(
                 run.info.run_id,
                 str(path),
@@ -583,23 +586,24 @@ def _project(
 
     # --- train the autoencoder on shuffled per-step vectors of the training sequences
     vectors = training_vectors(acts[train], lengths[train], str(ae.window), tuple(ae.study_steps))
-    net, fit = train_autoencoder(ae, vectors)
+    device = resolve_device(cfg.accelerator)
+    net, fit = train_autoencoder(ae, vectors, device)
     val_vectors = fit.pop("val_vectors")
 
     # --- paths: every sequence's every step, in one batched call
     started = time.perf_counter()
-    codes = encode(net, acts)
+    codes = encode(net, acts, device=device.torch)
     encode_seconds = time.perf_counter() - started
     k = int(ae.bottleneck)
     metrics: dict[str, float] = {
-        "recon_mse_val": reconstruction_mse(net, val_vectors),
+        "recon_mse_val": reconstruction_mse(net, val_vectors, device=device.torch),
         **fit,
         "encode_seconds": encode_seconds,
     }
     # --- faithfulness against the 100-D vectors, and the PCA baseline on the same points
     pick = subsample(len(vectors), int(figs.metrics_subsample), seed=0)
     high = vectors[pick]
-    low = encode(net, high)
+    low = encode(net, high, device=device.torch)
     low_pca = pca_codes(high, k, fit_on=vectors)
     (trust, cont), (pca_trust, pca_cont) = neighbourhood_scores(
         high, [low, low_pca], int(figs.metrics_k)
@@ -623,7 +627,7 @@ def _project(
         class_names=np.array(class_names),
     )
     out.append(tmp / "paths.npz")
-    torch.save(net.state_dict(), tmp / "autoencoder.pt")
+    torch.save(host_state(net), tmp / "autoencoder.pt")
     out.append(tmp / "autoencoder.pt")
 
     # --- figures
@@ -750,7 +754,7 @@ def _project(
     return metrics, out
 
 
-def train_autoencoder(ae: DictConfig, vectors: np.ndarray):
+def train_autoencoder(ae: DictConfig, vectors: np.ndarray, device: Device | None = None):
     """Fit the denoising autoencoder on per-step vectors (a seeded validation split held out).
 
     Returns the network with its best weights and a dict of fit facts (epochs, best epoch,
@@ -767,7 +771,8 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray):
     check_size = int(ae.get("val_check_size", 0))
     if check_size < 0:
         raise ConfigError(f"autoencoder.val_check_size={check_size}: must be 0 (all) or more")
-    precision = resolve_precision(ae.get("precision", "32"))
+    device = device or resolve_device()
+    precision = resolve_precision(ae.get("precision", "32"), device)
     rng = np.random.default_rng(int(ae.seed))
     order = rng.permutation(len(vectors))
     n_val = max(1, int(round(float(ae.val_fraction) * len(vectors))))
@@ -797,7 +802,8 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray):
         enable_checkpointing=False,
         num_sanity_val_steps=0,
         deterministic=True,
-        accelerator="cpu",
+        accelerator=device.lightning,
+        devices=1,
         precision=precision,
     )
     started = time.perf_counter()

@@ -11,14 +11,16 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from lstmpaths.errors import LstmpathsError
-from lstmpaths.tracking import REPO_ROOT
+from lstmpaths.tracking import config_root
 
-CONF_DIR = str(REPO_ROOT / "conf")
+CONFIGS = config_root()  # conf/ and sweeps/: the checkout's, or the installed wheel's copy
+CONF_DIR = str(CONFIGS / "conf")
 log = logging.getLogger("lstmpaths")
 
 
@@ -139,17 +141,30 @@ def _hydra_main(cfg: DictConfig) -> float:
         raise
 
 
+def user_config_dirs(args: list[str]) -> list[Path]:
+    """Folders added with Hydra's `--config-dir DIR` / `-cd DIR` (a user's own groups, sweeps)."""
+    found = []
+    for n, arg in enumerate(args):
+        if arg.startswith("--config-dir="):
+            found.append(Path(arg.split("=", 1)[1]))
+        elif arg in ("--config-dir", "-cd") and n + 1 < len(args):
+            found.append(Path(args[n + 1]))
+    return found
+
+
 def check_group_choices(args: list[str]) -> None:
     """`group=name` / `+group=name` overrides naming a config file that does not exist: one line
     listing the choices (Hydra's own message is a multi-line composition error)."""
+    extra = user_config_dirs(args)
     for arg in args:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, _, value = arg.lstrip("+~").partition("=")
-        folder = REPO_ROOT / ("sweeps" if key == "sweeps" else f"conf/{key}")
+        folder = CONFIGS / ("sweeps" if key == "sweeps" else f"conf/{key}")
         if "." in key or "/" in key or not folder.is_dir() or "," in value:
             continue
-        choices = sorted(p.stem for p in folder.glob("*.yaml"))
+        folders = [folder, *(d / key for d in extra)]
+        choices = sorted({p.stem for f in folders if f.is_dir() for p in f.glob("*.yaml")})
         if value not in choices:
             where = "sweeps/" if key == "sweeps" else f"conf/{key}/"
             print(
@@ -173,7 +188,7 @@ def main() -> None:
     if not any(arg.startswith("hydra.searchpath") for arg in args):
         overrides = [i for i, a in enumerate(args) if "=" in a and not a.startswith("-")]
         at = overrides[-1] + 1 if overrides else len(args)
-        args.insert(at, f"hydra.searchpath=[file://{REPO_ROOT}]")
+        args.insert(at, f"hydra.searchpath=[file://{CONFIGS}]")
         sys.argv[1:] = args
     from lstmpaths import sweep
 

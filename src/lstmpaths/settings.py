@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lstmpaths.devices import ACCELERATORS
 from lstmpaths.errors import ConfigError
 
 
@@ -106,6 +107,7 @@ SEED = count()
 
 RULES: dict[str, Rule] = {
     "stage": Rule(choices=("classifier", "paths")),
+    "accelerator": Rule(choices=ACCELERATORS),
     "threads": positive_int(nullable=True),
     "jobs": positive_int(),
     # data (the union of every source's keys; each source reads its own)

@@ -31,9 +31,20 @@ STAGE_TAG = "lstmpaths.stage"
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
+def in_checkout() -> bool:
+    """Running from a checkout (an editable install), not from an installed wheel?"""
+    return (REPO_ROOT / "conf").is_dir() and (REPO_ROOT / "pyproject.toml").is_file()
+
+
 def project_root() -> Path:
-    """The checkout's root when running from one (editable install), else the working folder."""
-    return REPO_ROOT if (REPO_ROOT / "conf").is_dir() else Path.cwd()
+    """The checkout's root when running from one (editable install), else the working folder:
+    an installed lstmpaths keeps its store in `./mlruns/` of the folder it runs in."""
+    return REPO_ROOT if in_checkout() else Path.cwd()
+
+
+def config_root() -> Path:
+    """The folder holding `conf/` and `sweeps/`: the checkout's top, or the copy a wheel carries."""
+    return REPO_ROOT if in_checkout() else Path(__file__).resolve().parent / "_configs"
 
 
 def default_tracking_uri() -> str:
@@ -211,6 +222,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def git_commit() -> str:
+    """The checkout's commit, or the installed version (a wheel has no repository)."""
+    if not in_checkout():
+        from lstmpaths import __version__
+
+        return f"lstmpaths {__version__}"
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -329,14 +345,6 @@ def mark_ended(mlflow_client, run_id: str, status: str, message: str, wait_s: fl
             if time.monotonic() > deadline:
                 return False
             time.sleep(2)
-
-
-def fault_point(name: str) -> None:
-    """Test hook: LSTMPATHS_FAULT=<name> kills this process here with SIGKILL (crash tests)."""
-    if os.environ.get("LSTMPATHS_FAULT") == name:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def log_metrics(mlflow_client, run_id: str, metrics: Mapping[str, float]) -> None:

@@ -1,0 +1,82 @@
+"""The one place a device is named: the `accelerator` setting resolved to a torch device and the
+name Lightning's Trainer takes. Every stage (training, activation extraction, encoding,
+reconstruction) runs on what `resolve_device` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lstmpaths.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class Device:
+    torch: torch.device
+    lightning: str  # Trainer(accelerator=...)
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.torch.type == "cpu"
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(accelerator: str = "auto") -> Device:
+    """auto: a CUDA GPU if torch sees one, else Apple's MPS, else the CPU. Asking for a device
+    the machine does not have is a one-line error, not a silent fallback."""
+    import torch
+
+    name = str(accelerator).lower()
+    if name not in ACCELERATORS:
+        raise ConfigError(f"accelerator={accelerator!r}: choose one of {', '.join(ACCELERATORS)}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
+    if name in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"accelerator={accelerator}: torch sees no CUDA GPU on this machine (torch "
+                f"{torch.__version__}); use accelerator=auto or cpu"
+            )
+        return Device(torch.device("cuda"), "gpu")
+    if name == "mps":
+        if not _mps_available():
+            raise ConfigError(f"accelerator={accelerator}: no Apple MPS device here; use auto")
+        return Device(torch.device("mps"), "mps")
+    return Device(torch.device("cpu"), "cpu")
+
+
+def native_bf16(device: Device) -> bool:
+    """Does the device multiply bfloat16 in hardware? (AVX512-BF16/AMX on a CPU, Ampere or newer
+    on CUDA.) Emulated bf16 is slower than float32, so precision "auto" picks it only here."""
+    import torch
+
+    try:
+        if device.torch.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        if device.is_cpu:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+    return False
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A result back on the host as a NumPy array, from whatever device computed it."""
+    return tensor.detach().cpu().numpy()
+
+
+def host_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's weights as host tensors, so a file saved after GPU training loads anywhere."""
+    return {k: v.detach().cpu() for k, v in net.state_dict().items()}
