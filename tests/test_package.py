@@ -75,7 +75,8 @@ def test_installed_wheel_runs_a_job_from_any_folder(installed, tmp_path: Path) -
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()  # the store of the working folder
     assert any((tmp_path / "mlruns" / "artifacts").rglob("paths.npz"))
     assert (
-        "sqlite:///" + str(tmp_path / "mlruns") in _run(installed, tmp_path, "--cfg", "job").stdout
+        "sqlite:///" + str(tmp_path / "mlruns")
+        in _run(installed, tmp_path, "--cfg", "job", "--resolve").stdout
     )
 
 

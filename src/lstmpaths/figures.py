@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -495,3 +497,89 @@ def cka_figure(cka: np.ndarray, names: list[str], path: Path) -> Path:
     ax.set_title("Linear CKA of LSTM activations across retrains (same inputs)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     return _save(fig, path)
+
+
+# --- every figure of one paths run -------------------------------------------------------------
+
+
+@dataclass
+class PathsView:
+    """What a paths run's figures are drawn from: host arrays, as stored in `paths.npz` (and the
+    hand-usage ratios of `hand_usage.csv`), so a finished run can be drawn again."""
+
+    codes: np.ndarray  # (N, T, k) every recording's path
+    labels: np.ndarray
+    predictions: np.ndarray
+    part: np.ndarray  # "train" / "val" / "test"
+    ids: list[str]
+    class_names: list[str]
+    desc: str  # "linear bottleneck, noise 0.1, seed 0"
+    hand_ratios: np.ndarray | None = None  # None: not two-glove data
+    hand_threshold: float = 0.25
+
+
+GROUP_PALETTE = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
+
+
+def draw_paths_figures(
+    view: PathsView, groups: list[list[str]], settings: Mapping, out: Path
+) -> list[Path]:
+    """Every figure of a paths run into `out`. `settings`: the presentation keys of the figures
+    config (log1p, animation, interactive, max_misclassified_panels)."""
+    log1p, desc = bool(settings["log1p"]), view.desc
+    train = np.flatnonzero(view.part == "train")
+    codes, names = view.codes[train], view.class_names
+    labels = view.labels[train]
+    files = [
+        paths_figure(
+            codes, labels, names, out / "paths.png",
+            f"LSTM activations: {len(train)} training paths ({desc})", log1p,
+        ),
+        last_step_figure(
+            codes, labels, names, out / "last_step.png",
+            f"Last-step points of the training paths ({desc})", log1p,
+        ),
+    ]  # fmt: skip
+    if codes.shape[-1] == 3:
+        files.append(
+            paths_3d_figure(
+                codes, labels, names, out / "paths_3d.png", f"Training paths in 3-D ({desc})", log1p
+            )
+        )
+    if view.hand_ratios is not None:
+        one = view.hand_ratios < view.hand_threshold
+        title = f"One-handed (cyan) vs two-handed (magenta) training paths ({desc})"
+        files.append(hands_figure(codes, one[train], out / "hands.png", title, log1p))
+        files.append(
+            ratio_histogram(view.hand_ratios, view.hand_threshold, out / "hand_ratio_hist.png")
+        )
+    for group in groups:
+        members = [names.index(s) for s in group]
+        mask = np.isin(labels, members)
+        files.append(
+            paths_figure(
+                codes[mask], labels[mask], names, out / f"group_{'_'.join(group)}.png",
+                f"{' / '.join(group)} ({desc})", log1p,
+                highlight={c: GROUP_PALETTE[j % len(GROUP_PALETTE)] for j, c in enumerate(members)},
+            )
+        )  # fmt: skip
+    for name in ("train", "val", "test"):
+        idx = np.flatnonzero((view.part == name) & (view.predictions != view.labels))
+        files.append(
+            misclassified_figure(
+                view.codes, view.labels, view.predictions, idx, names,
+                out / f"misclassified_{name}.png", f"Misclassified {name} sequences: {len(idx)}",
+                background=train, log1p=log1p,
+                max_panels=int(settings["max_misclassified_panels"]),
+            )
+        )  # fmt: skip
+    if settings["animation"]:
+        files.append(paths_animation(codes, out / "paths.gif", "Training paths", log1p))
+    if settings["interactive"]:
+        files.append(
+            interactive_paths(
+                view.codes, view.labels, view.predictions, view.ids, names, out / "paths.html",
+                f"LSTM paths, all {len(view.ids)} sequences ({desc})", log1p,
+            )
+        )  # fmt: skip
+    return files

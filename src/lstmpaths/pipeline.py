@@ -148,7 +148,7 @@ def preflight(cfg: DictConfig, prepared: Prepared) -> None:
     device = resolve_device(cfg.accelerator)  # a GPU asked for and missing: said now
     if cfg.stage == "paths":
         resolve_precision(cfg.autoencoder.get("precision", "32"), device)
-        sign_groups(cfg, prepared.data.class_names, prepared.data.truth)
+        sign_groups(cfg.figures.get("groups"), prepared.data.class_names, prepared.data.truth)
 
 
 def run_classifier_stage(cfg: DictConfig, prepared: Prepared | None = None) -> ClassifierOutcome:
@@ -445,9 +445,9 @@ def load_activations(uri: str, run_id: str, folder: str) -> dict[str, np.ndarray
         return {k: npz[k] for k in npz.files}
 
 
-def sign_groups(cfg: DictConfig, class_names: list[str], truth: dict | None) -> list[list[str]]:
-    """The configured sign groups, or (synthetic, groups=null) one of each planted relation."""
-    groups = cfg.figures.get("groups")
+def sign_groups(groups, class_names: list[str], truth: dict | None) -> list[list[str]]:
+    """The configured sign groups (`figures.groups`), or (synthetic, groups=null) one of each
+    planted relation."""
     if groups is None:
         if truth is None:
             return []
@@ -475,10 +475,39 @@ def _similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
 
 
+# Figure settings that change only how the pictures look, never a number: left out of the
+# paths key, and the ones `lstmpaths-redraw` may change on a finished run.
+PRESENTATION_KEYS = ("log1p", "groups", "animation", "interactive", "max_misclassified_panels")
+
+
+def presentation(figures_cfg) -> dict:
+    return {k: figures_cfg.get(k) for k in PRESENTATION_KEYS}
+
+
 def paths_key(classifier_key: str, autoencoder_cfg: dict, figures_cfg: dict) -> str:
-    """hash(classifier key + autoencoder config incl. seed + figure settings)."""
+    """hash(classifier key + autoencoder config incl. seed + the figure settings that change
+    numbers: the metrics' subsample and k, the hand-usage heuristic)."""
     ae = {k: v for k, v in autoencoder_cfg.items() if k not in NOT_IN_KEY}
-    return stable_hash({"classifier": classifier_key, "autoencoder": ae, "figures": figures_cfg})
+    numeric = {k: v for k, v in figures_cfg.items() if k not in PRESENTATION_KEYS}
+    return stable_hash({"classifier": classifier_key, "autoencoder": ae, "figures": numeric})
+
+
+def write_hand_usage(
+    path: Path,
+    ids: list[str],
+    class_names: list[str],
+    labels: np.ndarray,
+    ratios: np.ndarray,
+    one_handed: np.ndarray,
+) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "sign", "ratio", "one_handed"])
+        writer.writerows(
+            [ids[i], class_names[labels[i]], f"{ratios[i]:.4f}", int(one_handed[i])]
+            for i in range(len(ids))
+        )
+    return path
 
 
 def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[str, float]:
@@ -630,43 +659,9 @@ def _project(
     torch.save(host_state(net), tmp / "autoencoder.pt")
     out.append(tmp / "autoencoder.pt")
 
-    # --- figures
-    started = time.perf_counter()
-    log1p = bool(figs.log1p)
-    desc = f"{ae.activation} bottleneck, noise {ae.noise}, seed {ae.seed}"
-    tr_codes, tr_labels = codes[train], labels[train]
-    out.append(
-        fig.paths_figure(
-            tr_codes,
-            tr_labels,
-            class_names,
-            tmp / "paths.png",
-            f"LSTM activations: {len(train)} training paths ({desc})",
-            log1p,
-        )
-    )
-    out.append(
-        fig.last_step_figure(
-            tr_codes,
-            tr_labels,
-            class_names,
-            tmp / "last_step.png",
-            f"Last-step points of the training paths ({desc})",
-            log1p,
-        )
-    )
-    if k == 3:
-        out.append(
-            fig.paths_3d_figure(
-                tr_codes,
-                tr_labels,
-                class_names,
-                tmp / "paths_3d.png",
-                f"Training paths in 3-D ({desc})",
-                log1p,
-            )
-        )
+    # --- hand usage (a metric and a figure): glove data only
     data = prepared.data
+    ratios = None
     if data.n_channels == GLOVE_CHANNELS and data.channel_names[0] == "l_x":
         if list(data.ids) != ids:
             raise ConfigError(
@@ -677,79 +672,32 @@ def _project(
             [hand_ratio(r[:, :11], r[:, 11:], int(figs.hand_n_smallest)) for r in raw]
         )
         one = ratios < float(figs.hand_threshold)
-        metrics["hand_separation"] = hand_separation(tr_codes[:, -1], one[train])
+        metrics["hand_separation"] = hand_separation(codes[train][:, -1], one[train])
         metrics["one_handed_share"] = float(one.mean())
-        out.append(
-            fig.hands_figure(
-                tr_codes,
-                one[train],
-                tmp / "hands.png",
-                f"One-handed (cyan) vs two-handed (magenta) training paths ({desc})",
-                log1p,
-            )
-        )
-        out.append(
-            fig.ratio_histogram(ratios, float(figs.hand_threshold), tmp / "hand_ratio_hist.png")
-        )
-        with (tmp / "hand_usage.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", "sign", "ratio", "one_handed"])
-            writer.writerows(
-                [ids[i], class_names[labels[i]], f"{ratios[i]:.4f}", int(one[i])]
-                for i in range(len(ids))
-            )
-        out.append(tmp / "hand_usage.csv")
+        out.append(write_hand_usage(tmp / "hand_usage.csv", ids, class_names, labels, ratios, one))
     else:
         log.info(
             "hand usage figures skipped: the data are not two-glove recordings (%d channels)",
             data.n_channels,
         )
-    for group in sign_groups(cfg, class_names, data.truth):
-        members = [class_names.index(s) for s in group]
-        mask = np.isin(tr_labels, members)
-        palette = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
-        out.append(
-            fig.paths_figure(
-                tr_codes[mask],
-                tr_labels[mask],
-                class_names,
-                tmp / f"group_{'_'.join(group)}.png",
-                f"{' / '.join(group)} ({desc})",
-                log1p,
-                highlight={c: palette[j % len(palette)] for j, c in enumerate(members)},
-            )
-        )
-    for name in ("train", "val", "test"):
-        idx = np.flatnonzero((part == name) & (predictions != labels))
-        out.append(
-            fig.misclassified_figure(
-                codes,
-                labels,
-                predictions,
-                idx,
-                class_names,
-                tmp / f"misclassified_{name}.png",
-                f"Misclassified {name} sequences: {len(idx)}",
-                background=train,
-                log1p=log1p,
-                max_panels=int(figs.max_misclassified_panels),
-            )
-        )
-    if figs.animation:
-        out.append(fig.paths_animation(tr_codes, tmp / "paths.gif", "Training paths", log1p))
-    if figs.interactive:
-        out.append(
-            fig.interactive_paths(
-                codes,
-                labels,
-                predictions,
-                ids,
-                class_names,
-                tmp / "paths.html",
-                f"LSTM paths, all {len(ids)} sequences ({desc})",
-                log1p,
-            )
-        )
+    (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    out.append(tmp / "config.yaml")
+
+    # --- figures (lstmpaths-redraw draws them again from the stored arrays)
+    started = time.perf_counter()
+    view = fig.PathsView(
+        codes=codes,
+        labels=labels,
+        predictions=predictions,
+        part=part,
+        ids=ids,
+        class_names=class_names,
+        desc=f"{ae.activation} bottleneck, noise {ae.noise}, seed {ae.seed}",
+        hand_ratios=ratios,
+        hand_threshold=float(figs.hand_threshold),
+    )
+    groups = sign_groups(figs.get("groups"), class_names, data.truth)
+    out += fig.draw_paths_figures(view, groups, presentation(figs), tmp)
     metrics["figures_seconds"] = time.perf_counter() - started
     return metrics, out
 

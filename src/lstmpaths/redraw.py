@@ -1,0 +1,170 @@
+"""`lstmpaths-redraw RUN_ID [figures.key=value ...]`: draw a finished paths run's figures again
+from its stored arrays, with other presentation settings, and log them to the same run.
+
+Nothing is trained or encoded: the figures come from `paths.npz` (every recording's path),
+`hand_usage.csv` and the run's `config.yaml`. Only settings that change no number may differ
+(`pipeline.PRESENTATION_KEYS`); the run's metrics stay true to its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from lstmpaths.errors import ConfigError, LstmpathsError
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """`figures.log1p=false`-style arguments -> {"log1p": False}; only presentation keys."""
+    from lstmpaths.pipeline import PRESENTATION_KEYS
+
+    settings = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        name = key.removeprefix("figures.")
+        if not sep or name not in PRESENTATION_KEYS:
+            raise ConfigError(
+                f"{item}: redraw takes figures.<key>=<value> with key one of "
+                f"{', '.join(PRESENTATION_KEYS)} (other settings change the run's numbers: "
+                "run the job again instead)"
+            )
+        settings[name] = yaml.safe_load(value)
+    return settings
+
+
+def _stored_config(run, folder: Path, uri: str) -> dict:
+    """The run's resolved config: its config.yaml, or (runs made before it was logged) params."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = download_artifacts(
+            run_id=run.info.run_id, artifact_path="config.yaml", dst_path=str(folder),
+            tracking_uri=uri,
+        )  # fmt: skip
+        return yaml.safe_load(Path(path).read_text())
+    except (MlflowException, OSError):
+        config: dict = {}
+        for key, value in run.data.params.items():
+            node = config
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = yaml.safe_load(value)
+        return config
+
+
+def _hand_ratios(uri: str, run_id: str, folder: Path, ids: list[str]) -> np.ndarray | None:
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = download_artifacts(
+            run_id=run_id, artifact_path="hand_usage.csv", dst_path=str(folder), tracking_uri=uri
+        )
+    except (MlflowException, OSError):
+        return None
+    with open(path, newline="") as fh:
+        ratio = {row["id"]: float(row["ratio"]) for row in csv.DictReader(fh)}
+    return np.array([ratio[i] for i in ids]) if set(ratio) == set(ids) else None
+
+
+def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Path]:
+    """Draw the run's figures again (settings of the run, `overrides` on top); log them to the
+    run's `figures/` unless `log` is False. Returns the files, in a folder that is removed
+    after logging when logged."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    from lstmpaths import figures as fig
+    from lstmpaths.pipeline import PRESENTATION_KEYS, sign_groups
+    from lstmpaths.report import check_run_id, planted_truth
+    from lstmpaths.tracking import STAGE_TAG, client
+
+    check_run_id(run_id)
+    mlflow_client = client(uri)
+    try:
+        run = mlflow_client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"run {run_id}: no such run in {uri}") from None
+    if run.data.tags.get(STAGE_TAG) != "paths" or run.info.status != "FINISHED":
+        raise ConfigError(f"run {run_id}: not a FINISHED paths run (nothing to redraw)")
+    folder = Path(tempfile.mkdtemp(prefix="lstmpaths-redraw-"))
+    config = _stored_config(run, folder / "config", uri)
+    figs = {**config.get("figures", {}), **overrides}
+    ae = config.get("autoencoder", {})
+    npz = download_artifacts(
+        run_id=run_id, artifact_path="paths.npz", dst_path=str(folder), tracking_uri=uri
+    )
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    ids, class_names = [str(s) for s in arrays["ids"]], [str(s) for s in arrays["class_names"]]
+    truth = None
+    if figs.get("groups") is None:  # synthetic data: the planted relations name the groups
+        truth = planted_truth(uri, run.data.tags["lstmpaths.classifier_run_id"], folder)
+    view = fig.PathsView(
+        codes=arrays["codes"],
+        labels=arrays["labels"],
+        predictions=arrays["predictions"],
+        part=arrays["part"],
+        ids=ids,
+        class_names=class_names,
+        desc=f"{ae.get('activation')} bottleneck, noise {ae.get('noise')}, seed {ae.get('seed')}",
+        hand_ratios=_hand_ratios(uri, run_id, folder / "hands", ids),
+        hand_threshold=float(figs.get("hand_threshold", 0.25)),
+    )
+    out = folder / "figures"
+    out.mkdir()
+    settings = {k: figs.get(k) for k in PRESENTATION_KEYS}
+    files = fig.draw_paths_figures(
+        view, sign_groups(figs.get("groups"), class_names, truth), settings, out
+    )
+    if log:
+        for path in files:
+            mlflow_client.log_artifact(run_id, str(path), "figures")
+        mlflow_client.set_tag(
+            run_id, "lstmpaths.redrawn", " ".join(f"{k}={v}" for k, v in overrides.items()) or "-"
+        )
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lstmpaths.run import silence_library_noise
+    from lstmpaths.tracking import default_tracking_uri
+
+    parser = argparse.ArgumentParser(
+        prog="lstmpaths-redraw",
+        description="Draw a finished paths run's figures again from its stored arrays (nothing "
+        "is trained) and log them to the run, e.g. lstmpaths-redraw RUN_ID figures.log1p=false",
+    )
+    parser.add_argument("run_id", help="the paths run (MLflow run id)")
+    parser.add_argument("overrides", nargs="*", help="figures.<key>=<value> presentation settings")
+    parser.add_argument("--tracking-uri", default=None, help="default: the project's mlruns/")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_intermixed_args(argv)  # overrides before or after --tracking-uri
+    silence_library_noise()
+    uri = args.tracking_uri or default_tracking_uri()
+    started = time.perf_counter()
+    try:
+        files = redraw(uri, args.run_id, parse_overrides(args.overrides))
+    except LstmpathsError as exc:
+        if args.debug:
+            raise
+        print(f"lstmpaths-redraw: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"redraw: {len(files)} figures logged to run {args.run_id} "
+        f"({time.perf_counter() - started:.1f} s, nothing trained)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
