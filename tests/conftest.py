@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The commands as a user runs them (README): the end-to-end tests start these, never `make`.
+BIN = REPO / ".venv" / "bin"
+RUN = str(BIN / "lstmpaths-run")
+REPORT = str(BIN / "lstmpaths-report")
+REDRAW = str(BIN / "lstmpaths-redraw")
 DEFAULT_AUSLAN = REPO.parent / "shared" / "data" / "auslan-hq" / "tctodd.tar.gz"
 
 
@@ -57,7 +62,7 @@ def smoke_sweep(tmp_path_factory) -> dict:
 
     tmp = tmp_path_factory.mktemp("smoke")
     args = [
-        str(REPO / ".venv" / "bin" / "lstmpaths-run"),
+        RUN,
         "-m",
         "+sweeps=smoke",
         f"tracking.uri=sqlite:///{tmp}/mlflow.db",

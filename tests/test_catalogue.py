@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tsd_text, write_tar
+from conftest import RUN, tsd_text, write_tar
 
-RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
-REPORT = str(REPO / ".venv" / "bin" / "lstmpaths-report")
 GOOD = tsd_text(8)
 THREE_COLUMNS = GOOD + "1\t2\t3\n"
 NOT_A_NUMBER = GOOD + "\t".join(["0.1"] * 21 + ["x"]) + "\n"

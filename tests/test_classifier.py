@@ -11,11 +11,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO
+from conftest import REPO, RUN
 from lstmpaths.classifier import ClassifierModule, SignLSTM, extract_activations
 from lstmpaths.pipeline import classifier_key
 
-RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
 TINY = [
     "data.n_signs=10",
     "data.n_recordings=9",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tiny_members, write_tar, write_zip
+from conftest import BIN, tiny_members, write_tar, write_zip
 from lstmpaths.cli_data import main
 
 CLI = [sys.executable, "-m", "lstmpaths.cli_data"]
@@ -41,7 +41,7 @@ def test_describe_synthetic_json(capsys) -> None:
 def test_describe_real_archive_json(auslan_archive: Path) -> None:
     out = subprocess.run(
         [
-            str(REPO / ".venv" / "bin" / "lstmpaths-data"),
+            str(BIN / "lstmpaths-data"),
             "describe",
             "auslan",
             "--path",
@@ -165,5 +165,5 @@ def test_offline_download_says_what_to_do(tmp_path: Path, capsys) -> None:
 
 
 def test_console_scripts_are_installed() -> None:
-    assert shutil.which("lstmpaths-data", path=str(REPO / ".venv" / "bin"))
-    assert shutil.which("lstmpaths-run", path=str(REPO / ".venv" / "bin"))
+    assert shutil.which("lstmpaths-data", path=str(BIN))
+    assert shutil.which("lstmpaths-run", path=str(BIN))

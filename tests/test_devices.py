@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, RUN
 from lstmpaths.autoencoder import DenoisingAutoencoder, encode, reconstruction_mse
 from lstmpaths.classifier import SignLSTM, extract_activations
 from lstmpaths.devices import host_state, resolve_device
@@ -58,7 +58,7 @@ def test_tensor_operations_run_on_the_given_device_and_return_host_arrays() -> N
 
 def test_job_config_shows_the_accelerator() -> None:
     shown = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "lstmpaths-run"), "--cfg", "job"],
+        [RUN, "--cfg", "job"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import RUN
 from lstmpaths.autoencoder import (
     DenoisingAutoencoder,
     encode,
@@ -28,8 +28,6 @@ from lstmpaths.metrics import (
     subsample,
     trustworthiness,
 )
-
-RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
 
 
 @pytest.mark.parametrize("k", [2, 3])

@@ -10,9 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import REPO
+from conftest import REDRAW, RUN
 
-BIN = REPO / ".venv" / "bin"
 TINY = [
     "data.n_signs=12",
     "data.n_recordings=9",
@@ -27,7 +26,7 @@ TINY = [
 @pytest.mark.slow
 def test_redraw_changes_the_pictures_and_trains_nothing(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    job = [str(BIN / "lstmpaths-run"), *TINY, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
+    job = [RUN, *TINY, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
     first = subprocess.run(job, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     client = mlflow.MlflowClient(uri)
@@ -39,7 +38,7 @@ def test_redraw_changes_the_pictures_and_trains_nothing(tmp_path: Path) -> None:
     figure = Path(client.download_artifacts(run_id, "figures/paths.png", str(tmp_path / "a")))
     before = figure.read_bytes()
 
-    redraw = [str(BIN / "lstmpaths-redraw"), run_id, "--tracking-uri", uri]
+    redraw = [REDRAW, run_id, "--tracking-uri", uri]
     done = subprocess.run([*redraw, "figures.log1p=false"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "nothing trained" in done.stdout
@@ -58,3 +57,42 @@ def test_redraw_changes_the_pictures_and_trains_nothing(tmp_path: Path) -> None:
     assert "paths: reused a FINISHED run" in reused.stdout, reused.stderr[-2000:]
     changed = subprocess.run([*job, "figures.metrics_k=5"], capture_output=True, text=True)
     assert "paths: reused" not in changed.stdout  # a metric's setting is
+
+
+@pytest.mark.slow
+def test_activations_in_memory_give_the_paths_the_store_gives(tmp_path: Path) -> None:
+    """The job that trains the classifier hands its activations to the paths stage in memory; a
+    later job reads them from the store. Both must compute the same paths."""
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    job = [RUN, *TINY, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
+    for extra in ([], ["autoencoder.reuse=false"]):
+        done = subprocess.run([*job, *extra], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("lstmpaths").experiment_id],
+        "tags.`lstmpaths.stage` = 'paths'",
+    )
+    assert len(runs) == 2
+    for name in ("recon_mse_val", "trustworthiness", "continuity"):
+        assert runs[0].data.metrics[name] == runs[1].data.metrics[name], name
+
+
+def test_config_of_a_run_without_config_yaml_is_rebuilt_from_its_params(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lstmpaths.tracking import run_config
+
+    params = {
+        "data.sign_groups": "[['drink', 'danger'], ['who', 'soon']]",
+        "data.path": "None",
+        "figures.log1p": "True",
+        "autoencoder.noise": "0.1",
+    }
+    run = SimpleNamespace(info=SimpleNamespace(run_id="x"), data=SimpleNamespace(params=params))
+    config = run_config(f"sqlite:///{tmp_path}/mlflow.db", run, tmp_path / "c")
+    assert config == {
+        "data": {"sign_groups": [["drink", "danger"], ["who", "soon"]], "path": None},
+        "figures": {"log1p": True},
+        "autoencoder": {"noise": 0.1},
+    }

@@ -15,9 +15,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import REPO
+from conftest import REPO, RUN
 
-RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
 TINY = [
     "+sweeps=smoke",
     "classifier.max_epochs=3",

@@ -8,10 +8,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import REPO
+from conftest import REPORT, RUN
 
-RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
-REPORT = str(REPO / ".venv" / "bin" / "lstmpaths-report")
 # The synthetic default itself (94 signs x 27 recordings: 6 extension pairs, 4 near-twin pairs,
 # 5 control pairs, 1 mislabelled sign), the sweeps' autoencoder recipe, 5 DAE seeds. The
 # classifier may use both cores (the DAE jobs wait for it).

@@ -9,9 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import REPO
-
-RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
+from conftest import RUN
 
 
 @pytest.mark.slow

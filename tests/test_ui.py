@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import mlflow
 import pytest
 
-from conftest import REPO, mlflow_process
+from conftest import BIN, REPO, mlflow_process
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SHOTS = REPO / "tests" / "screenshots"
@@ -32,7 +32,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def ui(smoke_sweep: dict) -> Iterator[str]:
     """`mlflow ui` on the smoke sweep's store, on a free loopback port (what `make ui` runs)."""
-    mlflow_bin = str(REPO / ".venv" / "bin" / "mlflow")
+    mlflow_bin = str(BIN / "mlflow")
     server, url = mlflow_process(
         [mlflow_bin, "ui", "--backend-store-uri", smoke_sweep["uri"]], smoke_sweep["dir"] / "ui.log"
     )

@@ -60,6 +60,9 @@ class ClassifierOutcome:
     reused: bool
     metrics: dict[str, float]
     prepared: Prepared  # the data and split the classifier saw, handed on to the paths stage
+    # activations.npz's arrays when this job trained the classifier (handed on in memory);
+    # None when it reused a stored run (the paths stage reads them from the store)
+    arrays: dict[str, np.ndarray] | None = None
 
 
 # The last data a process prepared: parallel sweep workers (joblib/loky) run job after job in
@@ -298,19 +301,21 @@ def _train_classifier(
             },
             out / "classifier.pt",
         )
-        np.savez_compressed(
-            out / "activations.npz",
-            activations=activations.astype(np.float16),
-            labels=data.labels,
-            predictions=predictions,
-            confidence=probs.max(1).astype(np.float32),
-            part=part.astype(str),
-            ids=np.array(data.ids),
-            lengths=data.lengths,
-            sessions=data.sessions,
-            class_names=np.array(data.class_names),
-            channel_names=np.array(data.channel_names),
-        )
+        # exactly what is stored (float16 activations) is what the paths stage gets, so a job
+        # that trains its classifier computes the same paths as one that reuses it
+        stored = {
+            "activations": activations.astype(np.float16),
+            "labels": data.labels,
+            "predictions": predictions,
+            "confidence": probs.max(1).astype(np.float32),
+            "part": part.astype(str),
+            "ids": np.array(data.ids),
+            "lengths": data.lengths,
+            "sessions": data.sessions,
+            "class_names": np.array(data.class_names),
+            "channel_names": np.array(data.channel_names),
+        }
+        np.savez_compressed(out / "activations.npz", **stored)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         _write_per_class(out / "per_class_accuracy.csv", data, predictions, split)
         _write_misclassified(out / "misclassified.csv", data, predictions, probs, part)
@@ -333,7 +338,7 @@ def _train_classifier(
             metrics["epochs"],
             train_seconds,
         )
-        return ClassifierOutcome(run_id, key, False, metrics, prepared)
+        return ClassifierOutcome(run_id, key, False, metrics, prepared, stored)
 
 
 def _best_epoch(path: str) -> int:
@@ -572,7 +577,7 @@ def _run_paths(
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.dae_precision", precision)
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.device", str(device.torch))
         started = time.perf_counter()
-        arrays = load_activations(uri, outcome.run_id, tmp)
+        arrays = outcome.arrays or load_activations(uri, outcome.run_id, tmp)
         metrics, files = _project(cfg, arrays, outcome.prepared, Path(tmp), run.info.run_id)
         metrics["job_seconds"] = time.perf_counter() - started
         log_metrics(mlflow_client, run.info.run_id, metrics)

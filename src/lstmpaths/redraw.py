@@ -39,28 +39,6 @@ def parse_overrides(overrides: list[str]) -> dict:
     return settings
 
 
-def _stored_config(run, folder: Path, uri: str) -> dict:
-    """The run's resolved config: its config.yaml, or (runs made before it was logged) params."""
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
-
-    try:
-        path = download_artifacts(
-            run_id=run.info.run_id, artifact_path="config.yaml", dst_path=str(folder),
-            tracking_uri=uri,
-        )  # fmt: skip
-        return yaml.safe_load(Path(path).read_text())
-    except (MlflowException, OSError):
-        config: dict = {}
-        for key, value in run.data.params.items():
-            node = config
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = yaml.safe_load(value)
-        return config
-
-
 def _hand_ratios(uri: str, run_id: str, folder: Path, ids: list[str]) -> np.ndarray | None:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
@@ -86,7 +64,7 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     from lstmpaths import figures as fig
     from lstmpaths.pipeline import PRESENTATION_KEYS, sign_groups
     from lstmpaths.report import check_run_id, planted_truth
-    from lstmpaths.tracking import STAGE_TAG, client
+    from lstmpaths.tracking import STAGE_TAG, client, run_config
 
     check_run_id(run_id)
     mlflow_client = client(uri)
@@ -97,7 +75,7 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     if run.data.tags.get(STAGE_TAG) != "paths" or run.info.status != "FINISHED":
         raise ConfigError(f"run {run_id}: not a FINISHED paths run (nothing to redraw)")
     folder = Path(tempfile.mkdtemp(prefix="lstmpaths-redraw-"))
-    config = _stored_config(run, folder / "config", uri)
+    config = run_config(uri, run, folder / "config")
     figs = {**config.get("figures", {}), **overrides}
     ae = config.get("autoencoder", {})
     npz = download_artifacts(

@@ -589,7 +589,7 @@ def build_report(
         truth = planted_truth(uri, first.data.tags["lstmpaths.classifier_run_id"], cache)
         hands = hand_usage(uri, first.info.run_id, cache, len(rec.labels))
         result = analyse(runs, rec, activations, opts, truth, hands)
-        groups = _groups(first, truth, rec.class_names)
+        groups = _groups(uri, first, cache, truth, rec.class_names)
         title = f"experiment {experiment}" + (f", sweep {parent}" if parent else "")
         files = write_report(result, runs, rec, staging, title, groups)
         (staging / MARKER).write_text("written by lstmpaths-report; replaced by the next one\n")
@@ -617,15 +617,13 @@ def build_report(
     return result
 
 
-def _groups(run, truth: dict | None, class_names: list[str]) -> list[list[str]]:
-    """The named sign groups: data.sign_groups of the runs, else the planted pairs."""
-    import ast
+def _groups(
+    uri: str, run, cache: Path, truth: dict | None, class_names: list[str]
+) -> list[list[str]]:
+    """The named sign groups: data.sign_groups of the runs' config, else the planted pairs."""
+    from lstmpaths.tracking import run_config
 
-    raw = run.data.params.get("data.sign_groups", "None")
-    try:
-        groups = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        groups = None
+    groups = run_config(uri, run, cache / "paths-config").get("data", {}).get("sign_groups")
     if groups:
         return [[str(s) for s in g] for g in groups]
     if truth:

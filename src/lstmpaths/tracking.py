@@ -404,3 +404,27 @@ def tracked_run(
     else:
         mlflow_client.set_tag(run_id, COMPLETE_TAG, "1")
         mlflow_client.set_terminated(run_id, "FINISHED")
+
+
+def run_config(uri: str, run, folder: Path) -> dict:
+    """A run's resolved config: its `config.yaml`, or, for runs made before paths runs logged
+    one, rebuilt from its params (each value read back as YAML)."""
+    import yaml
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = download_artifacts(
+            run_id=run.info.run_id, artifact_path="config.yaml", dst_path=str(folder),
+            tracking_uri=uri,
+        )  # fmt: skip
+        return yaml.safe_load(Path(path).read_text())
+    except (MlflowException, OSError):
+        config: dict = {}
+        for key, value in run.data.params.items():
+            node = config
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = None if value == "None" else yaml.safe_load(value)  # str(None)
+        return config
