@@ -133,7 +133,7 @@ def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> di
 
 def autoencoder_epoch(n_vectors: int, batch_size: int, repeats: int) -> dict:
     from lstmpaths.autoencoder import AutoencoderModule, DenoisingAutoencoder
-    from lstmpaths.pipeline import VectorBatches
+    from lstmpaths.training import VectorBatches
 
     vectors = np.random.default_rng(0).normal(size=(n_vectors, 100)).astype(np.float32) * 0.3
     x = torch.from_numpy(vectors)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from lstmpaths.autoencoder import encode, reconstruction_mse, training_vectors
+from lstmpaths.autoencoder import encode, reconstruction_mse, train_autoencoder, training_vectors
 from lstmpaths.metrics import neighbourhood_scores, subsample
-from lstmpaths.pipeline import load_activations, train_autoencoder
+from lstmpaths.pipeline import load_activations
 from lstmpaths.stability import distance_spearman, sign_distances
 from lstmpaths.tracking import client, default_tracking_uri, newest_run
 

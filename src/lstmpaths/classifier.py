@@ -8,9 +8,14 @@ output sequence (N, T, hidden) - the vectors every later stage projects.
 
 from __future__ import annotations
 
+import csv
+import time
+from pathlib import Path
+
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import (
     BatchSampler,
@@ -21,7 +26,7 @@ from torch.utils.data import (
 )
 
 from lstmpaths.data import SequenceSet, pad_front
-from lstmpaths.devices import to_numpy
+from lstmpaths.devices import Device, host_state, to_numpy
 from lstmpaths.splits import Split
 
 
@@ -207,3 +212,185 @@ def extract_activations(
         outs.append(to_numpy(seq))
         probs.append(to_numpy(torch.softmax(net.head(seq[:, -1]), dim=1)))
     return np.concatenate(outs), np.concatenate(probs)
+
+
+# --- evaluation and the files a classifier run stores ---------------------------------------
+
+
+def best_epoch_of(path: str) -> int:
+    try:
+        return int(Path(path).stem.split("epoch=")[1].split("-")[0])
+    except (IndexError, ValueError):
+        return -1
+
+
+def evaluation_metrics(
+    labels: np.ndarray, predictions: np.ndarray, probs: np.ndarray, split: Split
+) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    out: dict[str, float] = {}
+    for name in ("train", "val", "test"):
+        idx = getattr(split, name)
+        out[f"{name}_acc"] = float(np.mean(predictions[idx] == labels[idx]))
+        p_true = np.clip(probs[idx, labels[idx]], 1e-12, 1.0)
+        out[f"{name}_loss"] = float(-np.mean(np.log(p_true)))
+    out["test_macro_f1"] = float(
+        f1_score(
+            labels[split.test],
+            predictions[split.test],
+            average="macro",
+            labels=np.unique(labels[split.test]),
+        )
+    )
+    return out
+
+
+def write_per_class(path: Path, data: SequenceSet, predictions: np.ndarray, split: Split) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["sign", "train_acc", "val_acc", "test_acc", "n_test"])
+        for c, name in enumerate(data.class_names):
+            row = [name]
+            for part in ("train", "val", "test"):
+                idx = getattr(split, part)
+                idx = idx[data.labels[idx] == c]
+                row.append(f"{np.mean(predictions[idx] == c):.4f}" if len(idx) else "")
+            row.append(int(np.sum(data.labels[split.test] == c)))
+            writer.writerow(row)
+
+
+def write_misclassified(
+    path: Path, data: SequenceSet, predictions: np.ndarray, probs: np.ndarray, part: np.ndarray
+) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "part", "true", "predicted", "p_predicted", "p_true"])
+        for i in np.flatnonzero(predictions != data.labels):
+            writer.writerow(
+                [
+                    data.ids[i],
+                    part[i],
+                    data.class_names[data.labels[i]],
+                    data.class_names[predictions[i]],
+                    f"{probs[i, predictions[i]]:.4f}",
+                    f"{probs[i, data.labels[i]]:.4f}",
+                ]
+            )
+
+
+def fit_classifier(
+    clf: DictConfig,
+    inputs: np.ndarray,
+    data: SequenceSet,
+    split: Split,
+    device: Device,
+    checkpoints: Path,
+    logger=None,
+) -> tuple[nn.Module, dict[str, float]]:
+    """Train the classifier `clf` describes on the padded `inputs`; early stopping on the
+    validation loss. Returns the net with its best weights and the fit's facts (epochs, best
+    epoch, seconds). `logger`: a Lightning logger for the per-epoch curves (None: none)."""
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from lstmpaths.training import EpochProgress, fit
+
+    L.seed_everything(int(clf.seed), workers=True, verbose=False)
+    net = instantiate(clf.net, n_channels=data.n_channels, n_classes=len(data.class_names))
+    module = ClassifierModule(
+        net,
+        lr=float(clf.lr),
+        l1=float(clf.l1),
+        l2=float(clf.l2),
+        noise=float(clf.augment.noise),
+        time_warp=float(clf.augment.time_warp),
+        lr_patience=int(clf.lr_patience),
+    )
+    batches = SequenceDataModule(inputs, data.labels, split, int(clf.batch_size), int(clf.seed))
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoints, monitor="epoch/val_loss", mode="min", save_weights_only=True
+    )
+    trainer = L.Trainer(
+        max_epochs=int(clf.max_epochs),
+        callbacks=[
+            EarlyStopping(monitor="epoch/val_loss", patience=int(clf.patience), mode="min"),
+            checkpoint,
+            EpochProgress(int(clf.max_epochs)),
+        ],
+        logger=logger or False,
+        gradient_clip_val=float(clf.get("grad_clip", 0.0)) or None,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10**9,  # epoch curves only
+        deterministic=True,
+        accelerator=device.lightning,
+        devices=1,
+    )
+    job_threads = torch.get_num_threads()
+    if clf.get("threads"):  # e.g. the cores of the sweep's workers that wait for it
+        torch.set_num_threads(int(clf.threads))
+    started = time.perf_counter()
+    try:
+        fit(trainer, module, datamodule=batches)
+    finally:
+        torch.set_num_threads(job_threads)
+    seconds = time.perf_counter() - started
+    best = torch.load(checkpoint.best_model_path, weights_only=True, map_location=device.torch)
+    module.load_state_dict(best["state_dict"])
+    return net, {
+        "epochs": float(trainer.current_epoch),
+        "best_epoch": float(best_epoch_of(checkpoint.best_model_path)),
+        "train_seconds": seconds,
+        "seconds_per_epoch": seconds / max(1, trainer.current_epoch),
+    }
+
+
+def write_classifier_files(
+    out: Path,
+    net: nn.Module,
+    scale: tuple[np.ndarray, np.ndarray] | None,
+    activations: np.ndarray,
+    probs: np.ndarray,
+    data: SequenceSet,
+    split: Split,
+) -> dict[str, np.ndarray]:
+    """The classifier run's files in `out` (weights, activations, per-class accuracy, the
+    misclassified list, the test confusion matrix). Returns the arrays of `activations.npz`:
+    exactly what is stored (float16 activations) is what the paths stage gets, so a job that
+    trains its classifier computes the same paths as one that reuses it."""
+    from lstmpaths.figures import confusion_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    mean = scale[0] if scale else np.zeros(data.n_channels)
+    sd = scale[1] if scale else np.ones(data.n_channels)
+    torch.save(
+        {
+            "state_dict": host_state(net),
+            "mean": torch.from_numpy(np.asarray(mean, np.float32)),
+            "sd": torch.from_numpy(np.asarray(sd, np.float32)),
+        },
+        out / "classifier.pt",
+    )
+    predictions, part = probs.argmax(1), split.part_of(len(data))
+    stored = {
+        "activations": activations.astype(np.float16),
+        "labels": data.labels,
+        "predictions": predictions,
+        "confidence": probs.max(1).astype(np.float32),
+        "part": part.astype(str),
+        "ids": np.array(data.ids),
+        "lengths": data.lengths,
+        "sessions": data.sessions,
+        "class_names": np.array(data.class_names),
+        "channel_names": np.array(data.channel_names),
+    }
+    np.savez_compressed(out / "activations.npz", **stored)
+    write_per_class(out / "per_class_accuracy.csv", data, predictions, split)
+    write_misclassified(out / "misclassified.csv", data, predictions, probs, part)
+    test = split.test
+    confusion_figure(
+        data.labels[test], predictions[test], data.class_names, out / "confusion_test.png"
+    )
+    return stored

@@ -62,7 +62,8 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     from mlflow.exceptions import MlflowException
 
     from lstmpaths import figures as fig
-    from lstmpaths.pipeline import PRESENTATION_KEYS, sign_groups
+    from lstmpaths.pipeline import PRESENTATION_KEYS
+    from lstmpaths.prepare import sign_groups
     from lstmpaths.report import check_run_id, planted_truth
     from lstmpaths.tracking import STAGE_TAG, client, run_config
 

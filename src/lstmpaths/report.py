@@ -206,7 +206,7 @@ def planted_truth(uri: str, classifier_run_id: str, cache: Path) -> dict | None:
     from mlflow.artifacts import download_artifacts
     from omegaconf import OmegaConf
 
-    from lstmpaths.pipeline import prepare_data
+    from lstmpaths.prepare import prepare_data
     from lstmpaths.tracking import client
 
     path = download_artifacts(

@@ -195,7 +195,7 @@ def main() -> None:
     try:
         _hydra_main()
     except KeyboardInterrupt:
-        # Lightning's SystemExit is turned back into this (pipeline.fit); runs are KILLED
+        # Lightning's SystemExit is turned back into this (training.fit); runs are KILLED
         ended = sweep.end_interrupted_sweep()
         print(
             f"lstmpaths-run: interrupted (Ctrl-C): {ended or 'the run in progress is'} marked "

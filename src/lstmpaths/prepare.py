@@ -1,0 +1,100 @@
+"""The data stage: a data config -> the recordings, their split and padded length (`Prepared`),
+and the named sign groups checked against the data's classes. No training, no MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lstmpaths.data import SequenceSet, padded_length
+from lstmpaths.errors import ConfigError
+from lstmpaths.sources import load_source
+from lstmpaths.splits import Split, make_split
+
+
+def stable_hash(obj: Any) -> str:
+    """16 hex digits of sha256 over the JSON of `obj` (keys sorted): the same settings, the same key."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Prepared:
+    data: SequenceSet
+    split: Split
+    maxlen: int
+
+
+# The last data a process prepared: parallel sweep workers (joblib/loky) run job after job in
+# the same process, and parsing the Auslan archive again for each of them costs ~1 s a job.
+_last_prepared: tuple[str, Prepared] | None = None
+
+
+def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
+    global _last_prepared
+    options = (
+        OmegaConf.to_container(data_cfg, resolve=True)
+        if isinstance(data_cfg, DictConfig)
+        else dict(data_cfg)
+    )
+    path = Path(options["path"]) if options.get("path") else None
+    if path is not None and not path.is_file():
+        return _prepare(options)  # a folder (or a missing path): no cheap way to see a change
+    stat = path.stat() if path is not None else None
+    key = stable_hash([options, stat and (stat.st_size, stat.st_mtime_ns)])
+    if _last_prepared is not None and _last_prepared[0] == key:
+        return _last_prepared[1]
+    prepared = _prepare(options)
+    _last_prepared = (key, prepared)
+    return prepared
+
+
+def _prepare(options: dict) -> Prepared:
+    source = options.get("source")
+    data = load_source(source, options)
+    split = make_split(
+        data,
+        options.get("split", "reference"),
+        train_size=options.get("train_size", 1974),
+        seed=options.get("split_seed", 8),
+        train_sessions=options.get("train_sessions", (1, 2, 3, 4, 5, 6, 7)),
+        val_sessions=options.get("val_sessions", (8,)),
+        test_sessions=options.get("test_sessions", (9,)),
+        val_size=options.get("val_size", 0.15),
+    )
+    maxlen = options.get("maxlen")
+    return Prepared(data, split, padded_length(data, maxlen))
+
+
+def sign_groups(groups, class_names: list[str], truth: dict | None) -> list[list[str]]:
+    """The configured sign groups (`figures.groups`), or (synthetic, groups=null) one of each
+    planted relation."""
+    if groups is None:
+        if truth is None:
+            return []
+        picks = truth["extension_pairs"][:1] + truth["near_twins"][:1] + truth["control_pairs"][:1]
+        picks += [[m["sign"]] for m in truth["mislabelled"][:1]]
+        return [list(p) for p in picks]
+    groups = [
+        list(g)
+        for g in (
+            OmegaConf.to_container(groups, resolve=True) if OmegaConf.is_config(groups) else groups
+        )
+    ]
+    known = set(class_names)
+    for group in groups:
+        unknown = [s for s in group if s not in known]
+        if unknown:
+            close = sorted(known, key=lambda k: -_similarity(k, unknown[0]))[:5]
+            raise ConfigError(f"figures.groups: unknown sign(s) {unknown}; close names: {close}")
+    return groups
+
+
+def _similarity(a: str, b: str) -> float:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()

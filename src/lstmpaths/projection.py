@@ -1,0 +1,153 @@
+"""The projection stage: the denoising autoencoder on a classifier's activations -> every
+recording's path, how faithful the 2-D/3-D picture is (against PCA on the same points), and the
+hand-usage heuristic. Plain functions on arrays and a config; no MLflow."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from lstmpaths.data import SequenceSet
+from lstmpaths.devices import Device
+from lstmpaths.errors import ConfigError
+
+log = logging.getLogger("lstmpaths")
+GLOVE_CHANNELS = 22  # the hand heuristic needs the two-glove layout (11 channels per hand)
+
+
+@dataclass
+class Projection:
+    """A fitted autoencoder and what it makes of the activations."""
+
+    net: object  # the DenoisingAutoencoder, best weights
+    codes: np.ndarray  # (N, T, k) every recording's path
+    metrics: dict[str, float]
+    hand_ratios: np.ndarray | None = None  # per recording; None: not two-glove data
+    one_handed: np.ndarray | None = field(default=None)
+
+
+def project(
+    ae: DictConfig, figs: DictConfig, arrays: dict, data: SequenceSet, device: Device
+) -> Projection:
+    """Fit the autoencoder on the per-step activations of the training recordings, encode every
+    recording, and measure the picture (reconstruction, trustworthiness/continuity vs PCA,
+    hand separation). `arrays`: a classifier run's `activations.npz`."""
+    from lstmpaths.autoencoder import (
+        encode,
+        reconstruction_mse,
+        train_autoencoder,
+        training_vectors,
+    )
+
+    acts = arrays["activations"].astype(np.float32)
+    train = np.flatnonzero(arrays["part"] == "train")
+    lengths = arrays["lengths"]
+    vectors = training_vectors(acts[train], lengths[train], str(ae.window), tuple(ae.study_steps))
+    net, facts = train_autoencoder(ae, vectors, device)
+    val_vectors = facts.pop("val_vectors")
+
+    started = time.perf_counter()
+    codes = encode(net, acts, device=device.torch)  # every recording's every step, batched
+    metrics = {
+        "recon_mse_val": reconstruction_mse(net, val_vectors, device=device.torch),
+        **facts,
+        "encode_seconds": time.perf_counter() - started,
+    }
+    metrics |= faithfulness(net, vectors, int(ae.bottleneck), figs, device)
+    projection = Projection(net, codes, metrics)
+    hand_usage(projection, figs, arrays, data, train)
+    return projection
+
+
+def faithfulness(net, vectors: np.ndarray, k: int, figs: DictConfig, device: Device) -> dict:
+    """Trustworthiness and continuity of the codes against the 100-D vectors, and of PCA on the
+    same fixed subsample (the baseline a reader should compare with)."""
+    from lstmpaths.autoencoder import encode
+    from lstmpaths.metrics import neighbourhood_scores, pca_codes, subsample
+
+    high = vectors[subsample(len(vectors), int(figs.metrics_subsample), seed=0)]
+    low = encode(net, high, device=device.torch)
+    (trust, cont), (pca_trust, pca_cont) = neighbourhood_scores(
+        high, [low, pca_codes(high, k, fit_on=vectors)], int(figs.metrics_k)
+    )
+    return {
+        "trustworthiness": trust,
+        "continuity": cont,
+        "pca_trustworthiness": pca_trust,
+        "pca_continuity": pca_cont,
+    }
+
+
+def hand_usage(
+    projection: Projection, figs: DictConfig, arrays: dict, data: SequenceSet, train: np.ndarray
+) -> None:
+    """One- vs two-handed recordings (the study's left/right movement ratio) and how well the
+    paths' end points separate them; glove data only (else nothing is added)."""
+    from lstmpaths.data import pad_front
+    from lstmpaths.metrics import hand_ratio, hand_separation
+
+    if data.n_channels != GLOVE_CHANNELS or data.channel_names[0] != "l_x":
+        log.info(
+            "hand usage figures skipped: the data are not two-glove recordings (%d channels)",
+            data.n_channels,
+        )
+        return
+    if list(data.ids) != [str(s) for s in arrays["ids"]]:
+        raise ConfigError(
+            "the data no longer match the classifier's activations (ids differ); rerun with "
+            "classifier.reuse=false"
+        )
+    raw = pad_front(data.sequences, arrays["activations"].shape[1])
+    n_smallest = int(figs.hand_n_smallest)
+    ratios = np.array([hand_ratio(r[:, :11], r[:, 11:], n_smallest) for r in raw])
+    one = ratios < float(figs.hand_threshold)
+    projection.metrics["hand_separation"] = hand_separation(
+        projection.codes[train][:, -1], one[train]
+    )
+    projection.metrics["one_handed_share"] = float(one.mean())
+    projection.hand_ratios, projection.one_handed = ratios, one
+
+
+def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[Path]:
+    """The paths run's arrays: `paths.npz` (what lstmpaths-redraw and the report read), the
+    autoencoder's weights, and `hand_usage.csv` for glove data."""
+    import torch
+
+    from lstmpaths.devices import host_state
+
+    ids = [str(s) for s in arrays["ids"]]
+    np.savez_compressed(
+        out / "paths.npz",
+        codes=projection.codes.astype(np.float32),
+        labels=arrays["labels"],
+        predictions=arrays["predictions"],
+        part=arrays["part"],
+        ids=np.array(ids),
+        lengths=arrays["lengths"],
+        class_names=arrays["class_names"],
+    )
+    torch.save(host_state(projection.net), out / "autoencoder.pt")
+    files = [out / "paths.npz", out / "autoencoder.pt"]
+    if projection.hand_ratios is not None:
+        names = [str(s) for s in arrays["class_names"]]
+        with (out / "hand_usage.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "sign", "ratio", "one_handed"])
+            for i, recording in enumerate(ids):
+                sign = names[arrays["labels"][i]]
+                writer.writerow(
+                    [
+                        recording,
+                        sign,
+                        f"{projection.hand_ratios[i]:.4f}",
+                        int(projection.one_handed[i]),
+                    ]
+                )
+        files.append(out / "hand_usage.csv")
+    return files
