@@ -332,7 +332,7 @@ def test_two_sweeps_on_one_store_train_each_configuration_once(tmp_path: Path) -
     assert not [r for r in paths + classifiers if "lstmpaths.error" in r.data.tags]
     assert sum(o.count("paths: reused a FINISHED run") for o in outs) == 4
     result = build_report(uri, "lstmpaths", None, tmp_path / "report", log_run=False)
-    assert result["counts"][("dae", "related")][1] == 2  # 2 DAE seeds per setting, not 4
+    assert result.of("dae").runs == 2  # 2 DAE seeds per setting, not 4
 
     # the report folder: an earlier report is replaced, a folder of the user's is not touched
     from lstmpaths.analysis import Options

@@ -55,7 +55,7 @@ def test_report_recovers_the_planted_relations(sweep: tuple[str, str]) -> None:
     (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
     out = Path(tmp) / "report"
     result = build_report(uri, "lstmpaths", parent.info.run_id, out, Options())
-    truth = result["truth"]
+    truth = result.truth
     print("ground truth:", truth)
     assert truth["planted"] == 10 and truth["controls"] == 5
     assert truth["own_nearest"]["precision"] >= 0.9

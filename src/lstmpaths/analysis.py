@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -114,8 +115,44 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
 
 
-def _frequencies(rel_list: list[np.ndarray]) -> tuple[np.ndarray, int]:
-    return st.pair_counts(rel_list), len(rel_list)
+class Frequencies(NamedTuple):
+    """How often each pair of signs holds a relation over a group of runs."""
+
+    counts: np.ndarray  # (signs, signs): runs in which the pair holds it
+    runs: int
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows. Groups of runs: `dae` (the primary setting's DAE seeds on
+    one classifier), `settings` (every setting and seed on that classifier), `lstm` (the primary
+    setting over the retrained classifiers), `lstm_100d` (the classifiers' own activations)."""
+
+    options: Options
+    n_signs: int
+    settings: list[dict]  # one row per setting: quality and stability as (mean, sd)
+    primary: str  # the study's setting, or the one with most runs
+    main_classifier: str
+    classifiers: list[str]
+    classifier_seeds: dict[str, str]
+    groups: dict[str, list[str]]  # group -> run ids
+    frequencies: dict[str, dict[str, Frequencies]]  # group -> relation -> frequencies
+    per_setting: dict[str, Frequencies]  # setting -> how often pairs are related
+    high_related: np.ndarray  # related in the main classifier's 100-D activations
+    cka: np.ndarray  # linear CKA between classifiers
+    lstm_stability: dict[str, tuple[float, float]]
+    lstm_pairs: int
+    high_stability: dict[str, tuple[float, float]]
+    recommendation: str
+    geometry: dict[str, dict]
+    truth: dict | None = None  # scores against the planted truth (synthetic data)
+
+    def of(self, group: str, relation: str = "related") -> Frequencies | None:
+        return self.frequencies.get(group, {}).get(relation)
+
+
+def _frequencies(rel_list: list[np.ndarray]) -> Frequencies:
+    return Frequencies(st.pair_counts(rel_list), len(rel_list))
 
 
 def analyse(
@@ -125,8 +162,8 @@ def analyse(
     opts: Options | None = None,
     truth: dict | None = None,
     hand_one: np.ndarray | None = None,
-) -> dict:
-    """Everything the report shows, as plain Python/numpy values (see the module docstring)."""
+) -> Analysis:
+    """Everything the report shows (see the module docstring)."""
     opts = opts or Options()
     n_signs = len(rec.class_names)
     geo = {r.run_id: _prepare(r, rec, opts) for r in runs}
@@ -176,24 +213,23 @@ def analyse(
         "settings": [r for r in runs if r.classifier_id == main_classifier],
         "lstm": lstm_runs if len({r.classifier_id for r in lstm_runs}) > 1 else [],
     }
-    counts = {}
-    for name, members in groups.items():
-        for relation in RELATIONS:
-            if members:
-                counts[(name, relation)] = _frequencies([geo[r.run_id][relation] for r in members])
-    counts[("dae", "own_nearest")] = _frequencies(
+    frequencies: dict[str, dict[str, Frequencies]] = {
+        name: {rel: _frequencies([geo[r.run_id][rel] for r in members]) for rel in RELATIONS}
+        for name, members in groups.items()
+        if members
+    }
+    frequencies["dae"]["own_nearest"] = _frequencies(
         [geo[r.run_id]["own_nearest"] for r in groups["dae"]]
     )
-    for s in settings:
-        members = [r for r in runs if r.setting == s]
-        counts[(f"setting:{s}", "related")] = _frequencies(
-            [geo[r.run_id]["related"] for r in members]
-        )
+    per_setting = {
+        s: _frequencies([geo[r.run_id]["related"] for r in runs if r.setting == s])
+        for s in settings
+    }
     if len(classifiers) > 1:
-        for relation in ("related", "nearest"):
-            counts[("lstm_100d", relation)] = _frequencies(
-                [high_rel[c][relation] for c in classifiers]
-            )
+        frequencies["lstm_100d"] = {
+            rel: _frequencies([high_rel[c][rel] for c in classifiers])
+            for rel in ("related", "nearest")
+        }
     main_high = high_rel[main_classifier]
 
     # --- across LSTM seeds: CKA of activations on the same inputs + the stability measures
@@ -223,27 +259,28 @@ def analyse(
         )[:2],
     }
 
-    out = {
-        "options": opts,
-        "n_signs": n_signs,
-        "settings": setting_rows,
-        "primary": primary,
-        "main_classifier": main_classifier,
-        "classifiers": classifiers,
-        "classifier_seeds": {r.classifier_id: r.classifier_seed for r in runs},
-        "groups": {k: [r.run_id for r in v] for k, v in groups.items()},
-        "counts": counts,
-        "high_related": main_high["related"],
-        "cka": cka,
-        "lstm_stability": lstm_stability,
-        "lstm_pairs": len(lstm_pairs),
-        "high_stability": high_stability,
-        "recommendation": recommend(setting_rows),
-        "geometry": geo,
-    }
-    if truth is not None:
-        out["truth"] = score_truth(truth, rec.class_names, counts, groups, hand_one, rec)
-    return out
+    return Analysis(
+        options=opts,
+        n_signs=n_signs,
+        settings=setting_rows,
+        primary=primary,
+        main_classifier=main_classifier,
+        classifiers=classifiers,
+        classifier_seeds={r.classifier_id: r.classifier_seed for r in runs},
+        groups={k: [r.run_id for r in v] for k, v in groups.items()},
+        frequencies=frequencies,
+        per_setting=per_setting,
+        high_related=main_high["related"],
+        cka=cka,
+        lstm_stability=lstm_stability,
+        lstm_pairs=len(lstm_pairs),
+        high_stability=high_stability,
+        recommendation=recommend(setting_rows),
+        geometry=geo,
+        truth=None
+        if truth is None
+        else score_truth(truth, rec.class_names, frequencies["dae"], hand_one, rec),
+    )
 
 
 def _primary_setting(runs: list[PathsRun]) -> str:
@@ -302,12 +339,12 @@ def recommend(rows: list[dict]) -> str:
 
 
 def pair_table(
-    counts: dict, key: tuple[str, str], class_names: list[str], min_count: int = 1
+    frequencies: Frequencies | None, class_names: list[str], min_count: int = 1
 ) -> list[dict]:
     """Every pair related in at least `min_count` runs of a group, with frequency and interval."""
-    if key not in counts:
+    if frequencies is None:
         return []
-    c, n = counts[key]
+    c, n = frequencies
     rows = []
     for i, j in zip(*np.nonzero(np.triu(c >= min_count, 1)), strict=True):
         lo, hi = st.wilson_interval(int(c[i, j]), n)
@@ -330,8 +367,7 @@ def pair_table(
 def score_truth(
     truth: dict,
     class_names: list[str],
-    counts: dict,
-    groups: dict,
+    dae: dict[str, Frequencies],
     hand_one: np.ndarray | None,
     rec: Recordings,
 ) -> dict:
@@ -363,17 +399,17 @@ def score_truth(
     universe = st.truth_universe(len(class_names), labelled, controls)
     out: dict = {"planted": len(planted), "controls": len(controls)}
     for relation in ("nearest", "partners", "mutual", "related"):
-        if ("dae", relation) not in counts:
+        if relation not in dae:
             continue
-        c, n = counts[("dae", relation)]
+        c, n = dae[relation]
         robust = st.robust_pairs(c, n)
         p, r = st.precision_recall(robust, planted, universe)
         out[relation] = {"precision": p, "recall": r, "robust_in_universe": len(robust & universe)}
-    c, n = counts[("dae", "related")]
+    c, n = dae["related"]
     out["robust_controls"] = sorted(
         f"{class_names[i]}/{class_names[j]}" for i, j in st.robust_pairs(c, n) & controls
     )
-    chosen = st.robust_choices(*counts[("dae", "own_nearest")], labelled)
+    chosen = st.robust_choices(*dae["own_nearest"], labelled)
     p, r = st.precision_recall(chosen, planted)
     out["own_nearest"] = {"precision": p, "recall": r, "robust_in_universe": len(chosen)}
     out["missed"] = sorted(f"{class_names[i]}/{class_names[j]}" for i, j in planted - chosen)

@@ -1,0 +1,331 @@
+"""Writing a robustness report: `report.md`, the CSV tables and the figures, from an `Analysis`
+(no MLflow here: `report.py` fetches the runs and logs the folder)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from lstmpaths.analysis import Analysis, pair_table
+
+
+def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
+    mean, sd = pair
+    return "–" if not np.isfinite(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def _flat_setting(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, tuple):
+            out[f"{key}_mean"], out[f"{key}_sd"] = value
+        else:
+            out[key] = value
+    return out
+
+
+def named_pairs(groups: list[list[str]], class_names: list[str]) -> list[tuple[str, str]]:
+    """Every pair inside each named group, in order, once."""
+    seen, out = set(), []
+    for group in groups:
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                key = tuple(sorted((a, b)))
+                if a in class_names and b in class_names and key not in seen:
+                    seen.add(key)
+                    out.append((a, b))
+    return out
+
+
+def _named_rows(result: Analysis, pairs: list, class_names: list[str]) -> list[dict]:
+    from lstmpaths.stability import classify, wilson_interval
+
+    index = {n: i for i, n in enumerate(class_names)}
+    rows = []
+    for a, b in pairs:
+        row: dict = {"pair": f"{a}/{b}"}
+        for group in ("dae", "settings", "lstm", "lstm_100d"):
+            for relation in ("related", "nearest"):
+                frequencies = result.of(group, relation)
+                if frequencies is None or (group == "settings" and relation == "nearest"):
+                    continue
+                c, n = frequencies
+                k = int(c[index[a], index[b]])
+                lo, hi = wilson_interval(k, n)
+                row[f"{group}_{relation}"] = f"{k}/{n} ({lo:.2f}–{hi:.2f}) {classify(k / n)}"
+        row["related_in_100d"] = bool(result.high_related[index[a], index[b]])
+        rows.append(row)
+    return rows
+
+
+def _md_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "_none_\n"
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row.get(c, "")
+            cells.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    result: Analysis,
+    runs: list,
+    rec,
+    out: Path,
+    title: str,
+    groups: list[list[str]],
+) -> list[Path]:
+    """report.md + CSVs + figures into `out` (which exists and is empty)."""
+    from lstmpaths import figures as fig
+
+    names = rec.class_names
+    files: list[Path] = []
+    settings = [_flat_setting(r) for r in result.settings]
+    files.append(_write_csv(out / "settings.csv", settings))
+    files.append(
+        _write_csv(
+            out / "runs.csv",
+            [
+                {
+                    "run_id": r.run_id,
+                    "classifier_run_id": r.classifier_id,
+                    "setting": r.setting,
+                    "seed": r.seed,
+                    **{m: r.metrics.get(m, float("nan")) for m in ("trustworthiness", "continuity", "recon_mse_val", "hand_separation")},
+                }
+                for r in runs
+            ],
+        )
+    )  # fmt: skip
+    dae_pairs = pair_table(result.of("dae"), names)
+    lstm_pairs = pair_table(result.of("lstm"), names)
+    index = {n: i for i, n in enumerate(names)}
+    for row in dae_pairs:
+        row["related_in_100d"] = bool(result.high_related[index[row["a"]], index[row["b"]]])
+    files.append(_write_csv(out / "pairs_across_dae_seeds.csv", dae_pairs))
+    if lstm_pairs:
+        files.append(_write_csv(out / "pairs_across_lstm_seeds.csv", lstm_pairs))
+    per_setting = []
+    for setting, frequencies in result.per_setting.items():
+        per_setting += [{"setting": setting, **row} for row in pair_table(frequencies, names)]
+    files.append(_write_csv(out / "pairs_per_setting.csv", per_setting))
+    named = _named_rows(result, named_pairs(groups, names), names)
+    files.append(_write_csv(out / "named_pairs.csv", named))
+
+    # figures
+    c, n = result.of("dae")
+    files.append(
+        fig.pair_frequency_heatmap(
+            c / n,
+            names,
+            out / "pair_frequency.png",
+            f"Share of {n} DAE seeds in which two signs are related "
+            f"({result.options.k} nearest), {result.primary}",
+        )
+    )
+    dae_ids = result.groups["dae"]
+    by_id = {r.run_id: r for r in runs}
+    highlight = sorted({s for pair in named_pairs(groups, names) for s in pair})
+    files.append(
+        fig.aligned_small_multiples(
+            [by_id[i].codes for i in dae_ids[:6]],
+            [f"DAE seed {by_id[i].seed}" for i in dae_ids[:6]],
+            rec,
+            highlight,
+            out / "paths_across_seeds.png",
+            f"Sign mean paths (log1p) across DAE seeds, aligned by Procrustes to seed "
+            f"{by_id[dae_ids[0]].seed} ({result.primary})",
+        )
+    )
+    if len(result.classifiers) > 1:
+        files.append(
+            fig.cka_figure(
+                result.cka,
+                [f"LSTM seed {result.classifier_seeds[c]}" for c in result.classifiers],
+                out / "cka_lstm_seeds.png",
+            )
+        )
+        files.append(
+            _write_csv(
+                out / "cka.csv",
+                [
+                    {
+                        "classifier_run_id": a,
+                        "classifier_seed": result.classifier_seeds[a],
+                        **{
+                            f"seed_{result.classifier_seeds[b]}": float(v)
+                            for b, v in zip(result.classifiers, row, strict=True)
+                        },
+                    }
+                    for a, row in zip(result.classifiers, result.cka, strict=True)
+                ],
+            )
+        )  # fmt: skip
+
+    md = _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title)
+    (out / "report.md").write_text(md)
+    files.append(out / "report.md")
+    return files
+
+
+def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> str:
+    opts = result.options
+    dist = "mean path (20 time-normalised points)" if opts.kind == "path" else "last-step centroid"
+    n_dae = len(result.groups["dae"])
+    lines = [
+        f"# Robustness report: {title}",
+        "",
+        f"{len(runs)} FINISHED paths runs, {len(result.classifiers)} classifier(s), "
+        f"{len(settings)} autoencoder setting(s), {result.n_signs} signs.",
+        "",
+        f"**Recommendation:** {result.recommendation}.",
+        "",
+        "Definitions: sign distance = " + dist + "; two signs are *related* when either is among "
+        f"the other's {opts.k} nearest signs, *nearest* when either is the other's nearest sign, "
+        "*partners* when each is the other's nearest sign. "
+        "A pair is *robust* when related in ≥80% of runs, *fragile* when related in some runs "
+        "but <50%. Intervals are 95% Wilson intervals.",
+        "",
+        "## Settings: quality (mean ± sd over runs) and stability across DAE seeds",
+        "",
+        "Stability compares every two DAE seeds of the same classifier: Procrustes disparity of "
+        "the last-step points (0 = same shape), Jaccard of their 10 nearest points, Spearman "
+        "correlation of the sign-distance matrices, Jaccard of each sign's k nearest signs. "
+        "Precision/recall vs 100-D: the 2-D relationships against the same relationships in the "
+        "LSTM's own activation space.",
+        "",
+    ]
+    rows = []
+    for r in result.settings:
+        rows.append(
+            {
+                "setting": r["setting"],
+                "runs": r["runs"],
+                "recon MSE": _fmt(r["recon_mse_val"], 4),
+                "trust": _fmt(r["trustworthiness"]),
+                "PCA trust": _fmt(r["pca_trustworthiness"]),
+                "continuity": _fmt(r["continuity"]),
+                "PCA cont.": _fmt(r["pca_continuity"]),
+                "hand sep.": _fmt(r["hand_separation"]),
+                "Procrustes": _fmt(r["procrustes"]),
+                "10-NN Jaccard": _fmt(r["point_jaccard10"]),
+                "dist. Spearman": _fmt(r["distance_spearman"]),
+                "k-sign Jaccard": _fmt(r["sign_jaccard"]),
+                "prec. vs 100-D": _fmt(r["precision_vs_100d"]),
+                "recall vs 100-D": _fmt(r["recall_vs_100d"]),
+            }
+        )
+    lines += [_md_table(rows), ""]
+    lines += [
+        "## The named pairs",
+        "",
+        f"`dae_*`: across {n_dae} DAE seeds of {result.primary} on one classifier (seed "
+        f"{result.classifier_seeds[result.main_classifier]}). "
+        "`settings_*`: across every setting and seed on that classifier. `lstm_*`: every run of "
+        f"{result.primary} over the retrained classifiers (each a new LSTM and a new "
+        "autoencoder); `lstm_100d_*`: the same pair in the retrained LSTMs' own 100-D "
+        "activations (no projection). `related_in_100d`: related in the main classifier's "
+        "activations.",
+        "",
+        _md_table(named),
+        "",
+    ]
+    robust = [p for p in dae_pairs if p["class"] == "robust"]
+    fragile = [p for p in dae_pairs if p["class"] == "fragile"]
+    artefacts = [p for p in robust if not p["related_in_100d"]]
+    cols = ["a", "b", "count", "runs", "frequency", "low", "high", "related_in_100d"]
+    lines += [
+        f"## Across DAE seeds: {len(robust)} robust and {len(fragile)} fragile pairs",
+        "",
+        f"Of the robust pairs, {len(artefacts)} are not related in the LSTM's 100-D space: "
+        "stable, but made by the projection.",
+        "",
+        "Top robust pairs:",
+        "",
+        _md_table(robust[:15], cols),
+        "",
+        "Top fragile pairs (related in some seeds only):",
+        "",
+        _md_table(sorted(fragile, key=lambda p: -p["frequency"])[:15], cols),
+        "",
+        "![pair frequencies](pair_frequency.png)",
+        "",
+        "![paths across seeds](paths_across_seeds.png)",
+        "",
+    ]
+    if len(result.classifiers) > 1:
+        ls, hs = result.lstm_stability, result.high_stability
+        lrobust = [p for p in lstm_pairs if p["class"] == "robust"]
+        cka = result.cka[np.triu_indices(len(result.cka), 1)]
+        lines += [
+            f"## Across LSTM retrains ({len(result.classifiers)} classifiers)",
+            "",
+            f"Linear CKA between the classifiers' activations on the same inputs: mean "
+            f"{np.mean(cka):.3f} (min {np.min(cka):.3f}, max {np.max(cka):.3f}).",
+            "",
+            f"2-D pictures across LSTM seeds (same DAE seed, {result.lstm_pairs} run pairs): "
+            f"sign-distance Spearman {_fmt(ls['distance_spearman'])}, k-sign Jaccard "
+            f"{_fmt(ls['sign_jaccard'])}, Procrustes {_fmt(ls['procrustes'])}. In the 100-D "
+            f"activations themselves: Spearman {_fmt(hs['distance_spearman'])}, k-sign Jaccard "
+            f"{_fmt(hs['sign_jaccard'])}.",
+            "",
+            f"{len(lrobust)} pairs are robust across LSTM retrains. Top:",
+            "",
+            _md_table(lrobust[:15], cols[:-1]),
+            "",
+            "![CKA](cka_lstm_seeds.png)",
+            "",
+        ]
+    if result.truth is not None:
+        t = result.truth
+        lines += [
+            "## Against the planted truth (synthetic data)",
+            "",
+            f"{t['planted']} planted pairs (extension + near twins), {t['controls']} control pairs. "
+            "The truth says each planted sign's nearest sign is its partner. The headline, "
+            "*own nearest*, pairs every planted sign with the sign that is its own nearest in "
+            "at least 80% of the DAE seeds: precision = share of those pairs that are planted, "
+            "recall = share of the planted pairs found. The symmetric relations below are "
+            "scored on every pair touching a planted sign, and the control pairs; there a "
+            "background sign that happens to choose a planted sign as its nearest counts "
+            "against precision, although the truth says nothing about background signs. At "
+            "k = 3 every planted sign has three related signs but one planted partner.",
+            "",
+        ]
+        for relation in ("own_nearest", "nearest", "partners", "mutual", "related"):
+            if relation in t:
+                v = t[relation]
+                lines.append(
+                    f"- robust *{relation.replace('_', ' ')}* pairs: precision "
+                    f"{v['precision']:.3f}, recall {v['recall']:.3f}"
+                )
+        lines += [
+            f"- control pairs robust (related, k={opts.k}): "
+            f"{', '.join(t['robust_controls']) or 'none'}",
+            f"- planted pairs not found (own nearest): {', '.join(t['missed']) or 'none'}",
+            "- planted signs robustly nearest to a sign not their partner: "
+            f"{', '.join(t['unplanted']) or 'none'}",
+        ]
+        if "mislabelled_flagged" in t:
+            lines.append(
+                f"- hand-usage heuristic flags {', '.join(t['mislabelled_flagged']) or 'nothing'} "
+                f"(planted mislabelled: {', '.join(t['mislabelled_truth']) or 'none'})"
+            )
+        lines.append("")
+    return "\n".join(lines)
