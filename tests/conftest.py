@@ -17,6 +17,17 @@ BIN = REPO / ".venv" / "bin"
 RUN = str(BIN / "lstmpaths-run")
 REPORT = str(BIN / "lstmpaths-report")
 REDRAW = str(BIN / "lstmpaths-redraw")
+# A job small enough for a test to run end to end in seconds.
+TINY_JOB = [
+    "data.n_signs=12",
+    "data.n_recordings=9",
+    "classifier.max_epochs=2",
+    "classifier.net.hidden_size=16",
+    "autoencoder.max_epochs=2",
+    "autoencoder.widths=[32,8]",
+    "figures.animation=false",
+    "figures.interactive=false",
+]
 DEFAULT_AUSLAN = REPO.parent / "shared" / "data" / "auslan-hq" / "tctodd.tar.gz"
 
 

@@ -12,18 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
-TINY = [
-    "data.n_signs=12",
-    "data.n_recordings=9",
-    "classifier.max_epochs=2",
-    "classifier.net.hidden_size=16",
-    "autoencoder.max_epochs=2",
-    "autoencoder.widths=[32,8]",
-    "figures.animation=false",
-    "figures.interactive=false",
-]
+from conftest import REPO, TINY_JOB
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +59,7 @@ def test_the_installed_copy_is_the_one_that_runs(installed, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_installed_wheel_runs_a_job_from_any_folder(installed, tmp_path: Path) -> None:
-    done = _run(installed, tmp_path, *TINY)
+    done = _run(installed, tmp_path, *TINY_JOB)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()  # the store of the working folder
     assert any((tmp_path / "mlruns" / "artifacts").rglob("paths.npz"))

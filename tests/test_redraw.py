@@ -10,23 +10,15 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import REDRAW, RUN
+from conftest import REDRAW, RUN, TINY_JOB
 
-TINY = [
-    "data.n_signs=12",
-    "data.n_recordings=9",
-    "classifier.max_epochs=2",
-    "classifier.net.hidden_size=16",
-    "autoencoder.max_epochs=2",
-    "autoencoder.widths=[32,8]",
-    "figures.animation=false",
-]
+SMALL = [a for a in TINY_JOB if not a.startswith("figures.interactive")]  # paths.html too
 
 
 @pytest.mark.slow
 def test_redraw_changes_the_pictures_and_trains_nothing(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    job = [RUN, *TINY, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
+    job = [RUN, *SMALL, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
     first = subprocess.run(job, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     client = mlflow.MlflowClient(uri)
@@ -64,7 +56,7 @@ def test_activations_in_memory_give_the_paths_the_store_gives(tmp_path: Path) ->
     """The job that trains the classifier hands its activations to the paths stage in memory; a
     later job reads them from the store. Both must compute the same paths."""
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    job = [RUN, *TINY, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
+    job = [RUN, *SMALL, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/r"]
     for extra in ([], ["autoencoder.reuse=false"]):
         done = subprocess.run([*job, *extra], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
