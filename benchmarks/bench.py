@@ -75,16 +75,19 @@ def matmul_peak() -> float:
 
 def load_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     from lstmpaths.classifier import padded_inputs, standardizer
+    from lstmpaths.prepare import data_config
     from lstmpaths.sources import load_source
     from lstmpaths.splits import make_split
 
     path = auslan_path()
     if path.exists():
-        data, source = load_source("auslan", {"path": str(path)}), f"real Auslan HQ ({path.name})"
-        split = make_split(data, "reference", train_size=1974, seed=8)
+        options = data_config("auslan", path=str(path))
+        data, source = load_source("auslan", options), f"real Auslan HQ ({path.name})"
+        split = make_split(data, options)
     else:
-        data, source = load_source("synthetic", {}), "synthetic (real archive not found)"
-        split = make_split(data, "reference", train_size=1974, seed=8)
+        options = data_config("synthetic", train_size=1974)
+        data, source = load_source("synthetic", options), "synthetic (real archive not found)"
+        split = make_split(data, options)
     inputs = padded_inputs(data, 90, standardizer(data, split.train))
     return inputs, data.labels, split.train, source
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import tiny_members, tsd_text, write_tar, write_zip
 from lstmpaths.data import AUSLAN_CHANNELS, load_auslan, load_ts, pad_front
 from lstmpaths.errors import ConfigError, DataError
+from lstmpaths.prepare import data_config
 from lstmpaths.sources import load_source
 from lstmpaths.splits import make_split
 
@@ -44,19 +45,19 @@ def test_real_archive_merge_quirk_gives_95_by_27(auslan_archive: Path) -> None:
 @pytest.mark.realdata
 def test_reference_split_on_real_data_is_the_studys(auslan_archive: Path) -> None:
     data = load_auslan(auslan_archive)
-    split = make_split(data, "reference", train_size=1974, seed=8)
+    split = make_split(data, data_config("auslan"))
     assert (len(split.train), len(split.val), len(split.test)) == (1974, 277, 277)
     assert not set(split.train) & set(split.val) and not set(split.val) & set(split.test)
     # stratified: every sign has 20-21 training recordings
     assert set(np.bincount(data.labels[split.train]).tolist()) <= {20, 21}
-    again = make_split(data, "reference", train_size=1974, seed=8)
+    again = make_split(data, data_config("auslan"))
     assert np.array_equal(split.test, again.test)
 
 
 @pytest.mark.realdata
 def test_session_split_holds_out_whole_days(auslan_archive: Path) -> None:
     data = load_auslan(auslan_archive)
-    split = make_split(data, "session")
+    split = make_split(data, data_config("auslan", split="session"))
     assert set(data.sessions[split.train].tolist()) == set(range(1, 8))
     assert set(data.sessions[split.val].tolist()) == {8}
     assert set(data.sessions[split.test].tolist()) == {9}
@@ -305,25 +306,28 @@ def test_ts_given_split_uses_the_test_sibling(tmp_path: Path) -> None:
     )
     train = _ts(tmp_path, "Tiny_TRAIN.ts", rows)
     _ts(tmp_path, "Tiny_TEST.ts", rows[: rows.index("\n", 40) + 1])
-    data = load_source("uea", {"path": str(train), "split": "given"})
-    split = make_split(data, "given", val_size=0.2, seed=8)
+    data = load_source("uea", data_config("uea", path=str(train)))
+    split = make_split(data, data_config("uea", val_size=0.2))
     assert len(split.test) == len([r for r in rows[: rows.index("\n", 40) + 1].splitlines() if r])
     assert len(split.train) + len(split.val) == 20 and len(split.val) == 4
     assert set(data.given_part[split.test]) == {"test"}
     (tmp_path / "Tiny_TEST.ts").unlink()
     with pytest.raises(DataError, match="Tiny_TEST.ts: the test file for Tiny_TRAIN.ts is missing"):
-        load_source("uea", {"path": str(train), "split": "given"})
+        load_source("uea", data_config("uea", path=str(train)))
 
 
 def test_split_settings_are_checked(tiny_archive: Path) -> None:
     data = load_auslan(tiny_archive, maxlen=None)
     with pytest.raises(ConfigError, match="choose one of reference, session, given"):
-        make_split(data, "random")
+        make_split(data, data_config("auslan", split="random"))
+    sessions = data_config("auslan", split="session", train_sessions=[1], val_sessions=[2])
     with pytest.raises(ConfigError, match="selects no recordings; sessions present"):
-        make_split(data, "session", train_sessions=[1], val_sessions=[2], test_sessions=[9])
+        make_split(data, {**sessions, "test_sessions": [9]})
     with pytest.raises(ConfigError, match="does not come split"):
-        make_split(data, "given")
+        make_split(data, data_config("uea"))
     with pytest.raises(ConfigError, match="leaves nothing"):
-        make_split(data, "reference", train_size=len(data))
-    split = make_split(data, "reference", train_size=0.5, seed=1)
+        make_split(data, data_config("auslan", train_size=len(data)))
+    with pytest.raises(ConfigError, match="data.split_seed is not set"):
+        make_split(data, {"split": "reference", "train_size": 0.5})
+    split = make_split(data, data_config("auslan", train_size=0.5, split_seed=1))
     assert len(split.train) == 6 and len(split.val) + len(split.test) == 6

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from conftest import REPO, tsd_text, write_tar, write_zip
 from lstmpaths.data import iter_tsd_files, load_auslan, load_ts
 from lstmpaths.errors import ConfigError, DataError
+from lstmpaths.prepare import data_config
 from lstmpaths.report import (
     MARKER,
     check_out_folder,
@@ -103,9 +104,9 @@ def test_overlapping_session_splits_are_refused() -> None:
 def test_train_size_that_is_neither_count_nor_fraction_is_refused(size) -> None:
     data = generate(n_signs=4, n_recordings=9, seed=0)
     with pytest.raises(ConfigError, match="data.train_size"):
-        reference_split(data, size)
-    assert len(reference_split(data, 20).train) == 20
-    assert len(reference_split(data, 0.5).train) == 18
+        reference_split(data, size, 8)
+    assert len(reference_split(data, 20, 8).train) == 20
+    assert len(reference_split(data, 0.5, 8).train) == 18
 
 
 def test_given_split_refuses_a_validation_part_that_takes_everything() -> None:
@@ -113,7 +114,7 @@ def test_given_split_refuses_a_validation_part_that_takes_everything() -> None:
     data.given_part = np.array(["train"] * 30 + ["test"] * (len(data) - 30))
     for size in (1.0, 0.0, 1.5):
         with pytest.raises(ConfigError, match="data.val_size"):
-            given_split(data, size)
+            given_split(data, size, 8)
 
 
 # --- 4: unreadable folders are named, never skipped ---------------------------------------------
@@ -211,7 +212,7 @@ def test_train_test_dimension_mismatch_names_the_file(tmp_path: Path) -> None:
     _ts(tmp_path / "Foo_TRAIN.ts", ["1,2:3,4:a", "1,2:3,4:b"])
     _ts(tmp_path / "Foo_TEST.ts", ["1,2:a", "1,2:b"])
     with pytest.raises(DataError, match=r"Foo_TEST.ts: 1 dimensions, but .*Foo_TRAIN.ts has 2"):
-        load_source("uea", {"path": str(tmp_path / "Foo_TRAIN.ts"), "split": "given"})
+        load_source("uea", data_config("uea", path=str(tmp_path / "Foo_TRAIN.ts")))
 
 
 # --- 1, 2, 13: the report's folder and arguments ---------------------------------------------------

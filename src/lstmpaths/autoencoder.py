@@ -202,14 +202,14 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray, device: Device | None
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    stride = int(ae.get("step_stride", 1))
+    stride = int(ae.step_stride)
     if stride < 1:
         raise ConfigError(f"autoencoder.step_stride={stride}: must be 1 or more")
-    check_size = int(ae.get("val_check_size", 0))
+    check_size = int(ae.val_check_size)
     if check_size < 0:
         raise ConfigError(f"autoencoder.val_check_size={check_size}: must be 0 (all) or more")
     device = device or resolve_device()
-    precision = resolve_precision(ae.get("precision", "32"), device)
+    precision = resolve_precision(ae.precision, device)
     rng = np.random.default_rng(int(ae.seed))
     order = rng.permutation(len(vectors))
     n_val = max(1, int(round(float(ae.val_fraction) * len(vectors))))
@@ -223,12 +223,10 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray, device: Device | None
     net = DenoisingAutoencoder(
         vectors.shape[1], int(ae.bottleneck), str(ae.activation), tuple(ae.widths), float(ae.noise)
     )
-    module = AutoencoderModule(
-        net, float(ae.lr), str(ae.get("schedule", "constant")), int(ae.max_epochs)
-    )
+    module = AutoencoderModule(net, float(ae.lr), str(ae.schedule), int(ae.max_epochs))
     best = BestWeights("epoch/val_mse")
     stop = EarlyStopping(
-        monitor="epoch/val_mse", patience=int(ae.patience), min_delta=float(ae.get("min_delta", 0))
+        monitor="epoch/val_mse", patience=int(ae.patience), min_delta=float(ae.min_delta)
     )
     trainer = L.Trainer(
         max_epochs=int(ae.max_epochs),

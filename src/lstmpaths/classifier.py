@@ -319,7 +319,7 @@ def fit_classifier(
             EpochProgress(int(clf.max_epochs)),
         ],
         logger=logger or False,
-        gradient_clip_val=float(clf.get("grad_clip", 0.0)) or None,
+        gradient_clip_val=float(clf.grad_clip) or None,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -329,7 +329,7 @@ def fit_classifier(
         devices=1,
     )
     job_threads = torch.get_num_threads()
-    if clf.get("threads"):  # e.g. the cores of the sweep's workers that wait for it
+    if clf.threads:  # e.g. the cores of the sweep's workers that wait for it
         torch.set_num_threads(int(clf.threads))
     started = time.perf_counter()
     try:

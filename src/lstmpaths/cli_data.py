@@ -10,6 +10,7 @@ import warnings
 
 from lstmpaths.download import AUSLAN_URL, download_auslan
 from lstmpaths.errors import LstmpathsError
+from lstmpaths.prepare import data_config
 from lstmpaths.sources import SOURCES, load_source
 
 
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _describe(args: argparse.Namespace) -> None:
-    options: dict = {"on_bad_file": args.on_bad_file, "quirk": args.quirk}
+    # the data group's own defaults (conf/data/<source>.yaml), the command's options on top
+    options = data_config(args.source, on_bad_file=args.on_bad_file, quirk=args.quirk)
     if args.source == "auslan":
         options["path"] = args.path or os.environ.get("LSTMPATHS_AUSLAN")
     elif args.source == "uea":

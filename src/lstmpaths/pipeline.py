@@ -79,7 +79,7 @@ def preflight(cfg: DictConfig, prepared: Prepared) -> None:
 
     device = resolve_device(cfg.accelerator)  # a GPU asked for and missing: said now
     if cfg.stage == "paths":
-        resolve_precision(cfg.autoencoder.get("precision", "32"), device)
+        resolve_precision(cfg.autoencoder.precision, device)
         sign_groups(cfg.figures.get("groups"), prepared.data.class_names, prepared.data.truth)
 
 
@@ -128,7 +128,7 @@ def _train_classifier(
     uri = cfg.tracking.uri
     data, split = prepared.data, prepared.split
     device = resolve_device(cfg.accelerator)
-    scale = standardizer(data, split.train) if cfg.data.get("standardize", True) else None
+    scale = standardizer(data, split.train) if cfg.data.standardize else None
     inputs = padded_inputs(data, prepared.maxlen, scale)
     tags = {
         STAGE_TAG: "classifier",
@@ -268,7 +268,7 @@ def _run_paths(
         mlflow_client = client(uri)
         # "auto" depends on the CPU: the run says what it actually trained with
         device = resolve_device(cfg.accelerator)
-        precision = resolve_precision(ae.get("precision", "32"), device)
+        precision = resolve_precision(ae.precision, device)
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.dae_precision", precision)
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.device", str(device.torch))
         started = time.perf_counter()

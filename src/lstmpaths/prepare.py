@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmpaths.data import SequenceSet, padded_length
 from lstmpaths.errors import ConfigError
-from lstmpaths.sources import load_source
+from lstmpaths.sources import load_source, setting
 from lstmpaths.splits import Split, make_split
 
 
@@ -54,20 +54,20 @@ def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
 
 
 def _prepare(options: dict) -> Prepared:
-    source = options.get("source")
-    data = load_source(source, options)
-    split = make_split(
-        data,
-        options.get("split", "reference"),
-        train_size=options.get("train_size", 1974),
-        seed=options.get("split_seed", 8),
-        train_sessions=options.get("train_sessions", (1, 2, 3, 4, 5, 6, 7)),
-        val_sessions=options.get("val_sessions", (8,)),
-        test_sessions=options.get("test_sessions", (9,)),
-        val_size=options.get("val_size", 0.15),
+    data = load_source(setting(options, "source"), options)
+    split = make_split(data, options)
+    return Prepared(data, split, padded_length(data, setting(options, "maxlen")))
+
+
+def data_config(source: str, **overrides) -> dict:
+    """A data group's settings as `conf/data/<source>.yaml` gives them (the one place their
+    defaults live), with `overrides`: for code that prepares data without composing a job."""
+    from lstmpaths.layout import config_root
+
+    options = OmegaConf.to_container(
+        OmegaConf.load(config_root() / "conf" / "data" / f"{source}.yaml"), resolve=True
     )
-    maxlen = options.get("maxlen")
-    return Prepared(data, split, padded_length(data, maxlen))
+    return {**options, **overrides}
 
 
 def sign_groups(groups, class_names: list[str], truth: dict | None) -> list[list[str]]:

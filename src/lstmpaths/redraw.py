@@ -97,7 +97,7 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
         class_names=class_names,
         desc=f"{ae.get('activation')} bottleneck, noise {ae.get('noise')}, seed {ae.get('seed')}",
         hand_ratios=_hand_ratios(uri, run_id, folder / "hands", ids),
-        hand_threshold=float(figs.get("hand_threshold", 0.25)),
+        hand_threshold=float(figs["hand_threshold"]),
     )
     out = folder / "figures"
     out.mkdir()

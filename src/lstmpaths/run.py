@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lstmpaths.errors import LstmpathsError
-from lstmpaths.tracking import config_root
+from lstmpaths.layout import config_root
 
 CONFIGS = config_root()  # conf/ and sweeps/: the checkout's, or the installed wheel's copy
 CONF_DIR = str(CONFIGS / "conf")

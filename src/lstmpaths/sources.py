@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lstmpaths.data import (
-    MAX_FILE_MB,
-    MAX_STEPS,
     SequenceSet,
     apply_maxlen,
     concat,
@@ -19,58 +17,56 @@ from lstmpaths.errors import ConfigError
 from lstmpaths.synthetic import generate
 
 SOURCES = ("auslan", "synthetic", "uea")
+PLANTED = (
+    "n_extension_pairs",
+    "n_near_twins",
+    "n_control_pairs",
+    "n_mislabelled",
+    "one_handed_fraction",
+)
+
+
+def setting(options: Mapping, key: str):
+    """A data setting that must be there: its default lives in conf/data/<source>.yaml only
+    (`prepare.data_config` reads it from there for code that builds options by hand)."""
+    if key not in options:
+        raise ConfigError(f"data.{key} is not set (conf/data/ gives every data group's defaults)")
+    return options[key]
 
 
 def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
     """Load `source` ("auslan" | "synthetic" | "uea") with the options of its data config."""
     opts = dict(options or {})
+    if source in ("auslan", "uea") and not opts.get("path"):
+        what = "tctodd.tar.gz (or its folder)" if source == "auslan" else "a *_TRAIN.ts file"
+        hint = ", or run `lstmpaths-data download auslan --dest DIR`" if source == "auslan" else ""
+        raise ConfigError(f"data.path is not set: point it at {what}{hint}")
     if source == "auslan":
-        path = opts.get("path")
-        if not path:
-            raise ConfigError(
-                "data.path is not set: point it at tctodd.tar.gz (or its folder), or run "
-                "`lstmpaths-data download auslan --dest DIR`"
-            )
         return load_auslan(
-            path,
-            quirk=opts.get("quirk", "drop"),
-            maxlen=opts.get("maxlen", 90),
-            on_bad_file=opts.get("on_bad_file", "error"),
-            max_file_mb=opts.get("max_file_mb", MAX_FILE_MB),
+            opts["path"],
+            quirk=setting(opts, "quirk"),
+            maxlen=setting(opts, "maxlen"),
+            on_bad_file=setting(opts, "on_bad_file"),
+            max_file_mb=setting(opts, "max_file_mb"),
         )
     if source == "synthetic":
-        planted = {
-            k: opts[k]
-            for k in (
-                "n_extension_pairs",
-                "n_near_twins",
-                "n_control_pairs",
-                "n_mislabelled",
-                "one_handed_fraction",
-            )
-            if k in opts
-        }
+        planted = {k: opts[k] for k in PLANTED if k in opts}  # the generator's own defaults
         return generate(
-            n_signs=int(opts.get("n_signs", 94)),
-            n_recordings=int(opts.get("n_recordings", 27)),
-            seed=int(opts.get("seed", 0)),
-            maxlen=opts.get("maxlen", 90),
+            n_signs=int(setting(opts, "n_signs")),
+            n_recordings=int(setting(opts, "n_recordings")),
+            seed=int(setting(opts, "seed")),
+            maxlen=setting(opts, "maxlen"),
             **planted,
         )
     if source == "uea":
-        path = opts.get("path")
-        if not path:
-            raise ConfigError(
-                "data.path is not set: point it at a *_TRAIN.ts file (or any .ts file)"
-            )
-        max_steps = opts.get("max_steps", MAX_STEPS)
+        path, max_steps = opts["path"], setting(opts, "max_steps")
         train = load_ts(path, max_steps=max_steps)
-        if "_TRAIN" in Path(path).name and opts.get("split", "given") == "given":
+        if "_TRAIN" in Path(path).name and setting(opts, "split") == "given":
             test = load_ts(ts_test_sibling(path), train.class_names, max_steps)
             data = concat(train, test)
         else:
             data = train
-        maxlen = opts.get("maxlen")
+        maxlen = setting(opts, "maxlen")
         if maxlen is not None:
             data = apply_maxlen(data, maxlen)
         return data

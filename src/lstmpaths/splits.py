@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,7 @@ def _stratified(
     return np.sort(a), np.sort(b)
 
 
-def reference_split(data: SequenceSet, train_size: float | int = 1974, seed: int = 8) -> Split:
+def reference_split(data: SequenceSet, train_size: float | int, seed: int) -> Split:
     """The study's protocol: stratified train of `train_size`, the rest halved into val/test."""
     index = np.arange(len(data))
     n_train = _train_count(train_size, len(data), "data.train_size")
@@ -68,9 +69,9 @@ def reference_split(data: SequenceSet, train_size: float | int = 1974, seed: int
 
 def session_split(
     data: SequenceSet,
-    train_sessions: list[int] | tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7),
-    val_sessions: list[int] | tuple[int, ...] = (8,),
-    test_sessions: list[int] | tuple[int, ...] = (9,),
+    train_sessions: Sequence[int],
+    val_sessions: Sequence[int],
+    test_sessions: Sequence[int],
 ) -> Split:
     """Whole recording sessions held out: recordings from other days."""
     if (data.sessions < 0).all():
@@ -100,7 +101,7 @@ def session_split(
     return Split(*parts)
 
 
-def given_split(data: SequenceSet, val_size: float = 0.15, seed: int = 8) -> Split:
+def given_split(data: SequenceSet, val_size: float, seed: int) -> Split:
     """For sources that come split (UEA TRAIN/TEST files): validation carved from train."""
     if data.given_part is None:
         raise ConfigError(
@@ -119,16 +120,20 @@ def given_split(data: SequenceSet, val_size: float = 0.15, seed: int = 8) -> Spl
     return Split(train, val, test)
 
 
-def make_split(data: SequenceSet, kind: str, **options) -> Split:
+def make_split(data: SequenceSet, options: Mapping) -> Split:
+    """The split a data config asks for (`data.split` and the settings that kind reads)."""
+    from lstmpaths.sources import setting
+
+    kind = setting(options, "split")
     if kind == "reference":
-        return reference_split(data, options.get("train_size", 1974), options.get("seed", 8))
+        return reference_split(data, setting(options, "train_size"), setting(options, "split_seed"))
     if kind == "session":
         return session_split(
             data,
-            options.get("train_sessions", (1, 2, 3, 4, 5, 6, 7)),
-            options.get("val_sessions", (8,)),
-            options.get("test_sessions", (9,)),
+            setting(options, "train_sessions"),
+            setting(options, "val_sessions"),
+            setting(options, "test_sessions"),
         )
     if kind == "given":
-        return given_split(data, options.get("val_size", 0.15), options.get("seed", 8))
+        return given_split(data, setting(options, "val_size"), setting(options, "split_seed"))
     raise ConfigError(f"data.split={kind!r}: choose one of {', '.join(SPLITS)}")

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from lstmpaths.errors import ConfigError
+from lstmpaths.layout import REPO_ROOT, in_checkout, project_root
 
 log = logging.getLogger("lstmpaths")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_TAG = "lstmpaths.key"
 COMPLETE_TAG = "lstmpaths.complete"  # set last, just before FINISHED: every artifact is in
 _READY: set[str] = set()  # SQLite stores this process has seen with their schema in place
@@ -29,22 +29,6 @@ STAGE_TAG = "lstmpaths.stage"
 # MLflow 3's UI opens an experiment in its GenAI (traces) view unless told it holds model
 # training runs; without this a user lands on empty trace charts instead of the runs.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
-
-
-def in_checkout() -> bool:
-    """Running from a checkout (an editable install), not from an installed wheel?"""
-    return (REPO_ROOT / "conf").is_dir() and (REPO_ROOT / "pyproject.toml").is_file()
-
-
-def project_root() -> Path:
-    """The checkout's root when running from one (editable install), else the working folder:
-    an installed lstmpaths keeps its store in `./mlruns/` of the folder it runs in."""
-    return REPO_ROOT if in_checkout() else Path.cwd()
-
-
-def config_root() -> Path:
-    """The folder holding `conf/` and `sweeps/`: the checkout's top, or the copy a wheel carries."""
-    return REPO_ROOT if in_checkout() else Path(__file__).resolve().parent / "_configs"
 
 
 def default_tracking_uri() -> str:

@@ -1,0 +1,85 @@
+"""The stages called in-process on a composed config, with no MLflow anywhere: data ->
+classifier (fit, evaluate, activations) -> projection (paths, quality, hand usage) -> figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+from conftest import REPO, TINY_JOB
+from lstmpaths import figures as fig
+from lstmpaths.classifier import (
+    evaluation_metrics,
+    extract_activations,
+    fit_classifier,
+    padded_inputs,
+    standardizer,
+    write_classifier_files,
+)
+from lstmpaths.devices import resolve_device
+from lstmpaths.pipeline import presentation
+from lstmpaths.prepare import prepare_data, sign_groups
+from lstmpaths.projection import project, write_paths_files
+from lstmpaths.settings import check_config
+
+
+def test_every_stage_in_process_without_mlflow(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY_JOB, "accelerator=cpu"])
+    check_config(cfg)
+    device = resolve_device(cfg.accelerator)
+    prepared = prepare_data(cfg.data)
+    data, split = prepared.data, prepared.split
+    scale = standardizer(data, split.train)
+    inputs = padded_inputs(data, prepared.maxlen, scale)
+
+    net, facts = fit_classifier(cfg.classifier, inputs, data, split, device, tmp_path / "ckpt")
+    assert facts["epochs"] == 2 and facts["train_seconds"] > 0
+    activations, probs = extract_activations(net, inputs, device=device.torch)
+    assert activations.shape == (len(data), prepared.maxlen, 16)
+    metrics = evaluation_metrics(data.labels, probs.argmax(1), probs, split)
+    assert 0 <= metrics["test_acc"] <= 1
+    arrays = write_classifier_files(tmp_path / "clf", net, scale, activations, probs, data, split)
+    assert (tmp_path / "clf" / "activations.npz").is_file()
+
+    projection = project(cfg.autoencoder, cfg.figures, arrays, data, device)
+    assert projection.codes.shape == (len(data), prepared.maxlen, 2)
+    assert 0 < projection.metrics["trustworthiness"] <= 1
+    assert projection.hand_ratios is not None  # synthetic glove data: hand usage measured
+    files = write_paths_files(tmp_path, projection, arrays)
+    with np.load(tmp_path / "paths.npz") as stored:
+        assert np.array_equal(stored["codes"], projection.codes.astype(np.float32))
+    names = [str(s) for s in arrays["class_names"]]
+    view = fig.PathsView(
+        codes=projection.codes,
+        labels=arrays["labels"],
+        predictions=arrays["predictions"],
+        part=arrays["part"],
+        ids=[str(s) for s in arrays["ids"]],
+        class_names=names,
+        desc="in-process",
+        hand_ratios=projection.hand_ratios,
+    )
+    groups = sign_groups(cfg.figures.groups, names, data.truth)
+    out = tmp_path / "figures"
+    out.mkdir()
+    files += fig.draw_paths_figures(view, groups, presentation(cfg.figures), out)
+    assert (out / "paths.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(f.exists() for f in files)
+    assert not (tmp_path / "mlruns").exists()
+
+
+STAGES = (
+    "data", "sources", "synthetic", "splits", "prepare", "settings", "devices", "layout", "training",
+    "classifier", "autoencoder", "projection", "metrics", "figures", "stability", "analysis",
+    "report_files",
+)  # fmt: skip
+
+
+def test_nothing_below_the_orchestration_imports_mlflow() -> None:
+    for name in STAGES:
+        text = (REPO / "src" / "lstmpaths" / f"{name}.py").read_text()
+        assert "import mlflow" not in text and "from mlflow" not in text, name
+        assert "lstmpaths.tracking" not in text, name
