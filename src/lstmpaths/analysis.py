@@ -165,54 +165,19 @@ def analyse(
 ) -> Analysis:
     """Everything the report shows (see the module docstring)."""
     opts = opts or Options()
-    n_signs = len(rec.class_names)
     geo = {r.run_id: _prepare(r, rec, opts) for r in runs}
     settings = sorted({r.setting for r in runs})
     classifiers = sorted({r.classifier_id for r in runs})
-
     # the 100-D truth of each classifier: the same relationships without any projection
     high = {c: sign_geometry(activations[c], rec, opts) for c in classifiers}
     high_rel = {c: _relations(d, opts.k) for c, d in high.items()}
-
-    # --- per setting: quality over runs, stability over pairs of DAE seeds (same classifier)
-    setting_rows = []
-    for s in settings:
-        members = [r for r in runs if r.setting == s]
-        row: dict = {"setting": s, "runs": len(members)}
-        for m in QUALITY:
-            row[m] = _mean_sd([r.metrics.get(m, float("nan")) for r in members])
-        pairs = [
-            (a, b)
-            for a, b in itertools.combinations(members, 2)
-            if a.classifier_id == b.classifier_id
-        ]
-        values = [stability_between(geo[a.run_id], geo[b.run_id], opts) for a, b in pairs]
-        for m in STABILITY:
-            row[m] = _mean_sd([v[m] for v in values])
-        row["seed_pairs"] = len(pairs)
-        agree = [
-            st.precision_recall(
-                st.pairs_of(geo[r.run_id]["related"]),
-                st.pairs_of(high_rel[r.classifier_id]["related"]),
-            )
-            for r in members
-        ]
-        row["precision_vs_100d"] = _mean_sd([a[0] for a in agree])
-        row["recall_vs_100d"] = _mean_sd([a[1] for a in agree])
-        setting_rows.append(row)
+    setting_rows = [_setting_row(s, runs, geo, high_rel, opts) for s in settings]
 
     primary = _primary_setting(runs)
     main_classifier = max(
         classifiers, key=lambda c: sum(r.classifier_id == c and r.setting == primary for r in runs)
     )
-    dae_runs = [r for r in runs if r.setting == primary and r.classifier_id == main_classifier]
-    lstm_runs = [r for r in runs if r.setting == primary]
-    groups = {
-        "dae": dae_runs,
-        # every setting and seed on the main classifier: how much the settings move a pair
-        "settings": [r for r in runs if r.classifier_id == main_classifier],
-        "lstm": lstm_runs if len({r.classifier_id for r in lstm_runs}) > 1 else [],
-    }
+    groups = _groups(runs, primary, main_classifier)
     frequencies: dict[str, dict[str, Frequencies]] = {
         name: {rel: _frequencies([geo[r.run_id][rel] for r in members]) for rel in RELATIONS}
         for name, members in groups.items()
@@ -221,47 +186,19 @@ def analyse(
     frequencies["dae"]["own_nearest"] = _frequencies(
         [geo[r.run_id]["own_nearest"] for r in groups["dae"]]
     )
-    per_setting = {
-        s: _frequencies([geo[r.run_id]["related"] for r in runs if r.setting == s])
-        for s in settings
-    }
     if len(classifiers) > 1:
         frequencies["lstm_100d"] = {
             rel: _frequencies([high_rel[c][rel] for c in classifiers])
             for rel in ("related", "nearest")
         }
-    main_high = high_rel[main_classifier]
-
-    # --- across LSTM seeds: CKA of activations on the same inputs + the stability measures
-    cka = np.full((len(classifiers), len(classifiers)), np.nan)
-    rows = _cka_rows(rec, activations[classifiers[0]].shape[1], opts)
-    flat = {c: _flat(activations[c], rows) for c in classifiers}
-    for i, a in enumerate(classifiers):
-        for j, b in enumerate(classifiers):
-            cka[i, j] = 1.0 if i == j else st.linear_cka(flat[a], flat[b]) if j > i else cka[j, i]
     lstm_pairs = [
         (a, b)
-        for a, b in itertools.combinations(lstm_runs, 2)
+        for a, b in itertools.combinations([r for r in runs if r.setting == primary], 2)
         if a.classifier_id != b.classifier_id and a.seed == b.seed
     ]
-    lstm_stability = {
-        m: _mean_sd(
-            [stability_between(geo[a.run_id], geo[b.run_id], opts)[m] for a, b in lstm_pairs]
-        )
-        for m in STABILITY
-    }
-    high_stability = {
-        "distance_spearman": st.pairwise_mean([high[c] for c in classifiers], st.distance_spearman)[
-            :2
-        ],
-        "sign_jaccard": st.pairwise_mean(
-            [high[c] for c in classifiers], lambda a, b: st.sign_neighbour_jaccard(a, b, opts.k)
-        )[:2],
-    }
-
     return Analysis(
         options=opts,
-        n_signs=n_signs,
+        n_signs=len(rec.class_names),
         settings=setting_rows,
         primary=primary,
         main_classifier=main_classifier,
@@ -269,18 +206,86 @@ def analyse(
         classifier_seeds={r.classifier_id: r.classifier_seed for r in runs},
         groups={k: [r.run_id for r in v] for k, v in groups.items()},
         frequencies=frequencies,
-        per_setting=per_setting,
-        high_related=main_high["related"],
-        cka=cka,
-        lstm_stability=lstm_stability,
+        per_setting={
+            s: _frequencies([geo[r.run_id]["related"] for r in runs if r.setting == s])
+            for s in settings
+        },
+        high_related=high_rel[main_classifier]["related"],
+        cka=_cka_matrix(classifiers, activations, rec, opts),
+        lstm_stability={
+            m: _mean_sd(
+                [stability_between(geo[a.run_id], geo[b.run_id], opts)[m] for a, b in lstm_pairs]
+            )
+            for m in STABILITY
+        },
         lstm_pairs=len(lstm_pairs),
-        high_stability=high_stability,
+        high_stability=_high_stability([high[c] for c in classifiers], opts),
         recommendation=recommend(setting_rows),
         geometry=geo,
         truth=None
         if truth is None
         else score_truth(truth, rec.class_names, frequencies["dae"], hand_one, rec),
     )
+
+
+def _setting_row(setting: str, runs, geo: dict, high_rel: dict, opts: Options) -> dict:
+    """One setting: quality over its runs, stability over pairs of DAE seeds on one classifier,
+    agreement of its relationships with the 100-D ones."""
+    members = [r for r in runs if r.setting == setting]
+    row: dict = {"setting": setting, "runs": len(members)}
+    for m in QUALITY:
+        row[m] = _mean_sd([r.metrics.get(m, float("nan")) for r in members])
+    pairs = [
+        (a, b) for a, b in itertools.combinations(members, 2) if a.classifier_id == b.classifier_id
+    ]
+    values = [stability_between(geo[a.run_id], geo[b.run_id], opts) for a, b in pairs]
+    for m in STABILITY:
+        row[m] = _mean_sd([v[m] for v in values])
+    row["seed_pairs"] = len(pairs)
+    agree = [
+        st.precision_recall(
+            st.pairs_of(geo[r.run_id]["related"]),
+            st.pairs_of(high_rel[r.classifier_id]["related"]),
+        )
+        for r in members
+    ]
+    row["precision_vs_100d"] = _mean_sd([a[0] for a in agree])
+    row["recall_vs_100d"] = _mean_sd([a[1] for a in agree])
+    return row
+
+
+def _groups(runs: list[PathsRun], primary: str, main_classifier: str) -> dict[str, list]:
+    """The groups of runs the pair frequencies are counted over (see `Analysis`)."""
+    lstm_runs = [r for r in runs if r.setting == primary]
+    return {
+        "dae": [r for r in lstm_runs if r.classifier_id == main_classifier],
+        # every setting and seed on the main classifier: how much the settings move a pair
+        "settings": [r for r in runs if r.classifier_id == main_classifier],
+        "lstm": lstm_runs if len({r.classifier_id for r in lstm_runs}) > 1 else [],
+    }
+
+
+def _cka_matrix(
+    classifiers: list[str], activations: dict[str, np.ndarray], rec: Recordings, opts: Options
+) -> np.ndarray:
+    """Linear CKA of every two classifiers' activations on the same (recording, step) cells."""
+    cka = np.full((len(classifiers), len(classifiers)), np.nan)
+    rows = _cka_rows(rec, activations[classifiers[0]].shape[1], opts)
+    flat = {c: _flat(activations[c], rows) for c in classifiers}
+    for i, a in enumerate(classifiers):
+        for j, b in enumerate(classifiers):
+            cka[i, j] = 1.0 if i == j else st.linear_cka(flat[a], flat[b]) if j > i else cka[j, i]
+    return cka
+
+
+def _high_stability(distances: list[np.ndarray], opts: Options) -> dict:
+    """How alike the classifiers' own 100-D sign geometries are (no projection)."""
+    return {
+        "distance_spearman": st.pairwise_mean(distances, st.distance_spearman)[:2],
+        "sign_jaccard": st.pairwise_mean(
+            distances, lambda a, b: st.sign_neighbour_jaccard(a, b, opts.k)
+        )[:2],
+    }
 
 
 def _primary_setting(runs: list[PathsRun]) -> str:

@@ -184,11 +184,26 @@ def write_report(
     return files
 
 
+PAIR_COLUMNS = ["a", "b", "count", "runs", "frequency", "low", "high", "related_in_100d"]
+
+
 def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> str:
+    """report.md: one section after the other (each written by its own function)."""
+    lines = _intro(result, runs, settings, title)
+    lines += _settings_section(result)
+    lines += _named_section(result, named)
+    lines += _dae_section(dae_pairs)
+    if len(result.classifiers) > 1:
+        lines += _lstm_section(result, lstm_pairs)
+    if result.truth is not None:
+        lines += _truth_section(result.truth, result.options.k)
+    return "\n".join(lines)
+
+
+def _intro(result, runs, settings, title) -> list[str]:
     opts = result.options
     dist = "mean path (20 time-normalised points)" if opts.kind == "path" else "last-step centroid"
-    n_dae = len(result.groups["dae"])
-    lines = [
+    return [
         f"# Robustness report: {title}",
         "",
         f"{len(runs)} FINISHED paths runs, {len(result.classifiers)} classifier(s), "
@@ -202,6 +217,32 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
         "A pair is *robust* when related in ≥80% of runs, *fragile* when related in some runs "
         "but <50%. Intervals are 95% Wilson intervals.",
         "",
+    ]
+
+
+SETTING_COLUMNS = {
+    "recon MSE": ("recon_mse_val", 4),
+    "trust": ("trustworthiness", 3),
+    "PCA trust": ("pca_trustworthiness", 3),
+    "continuity": ("continuity", 3),
+    "PCA cont.": ("pca_continuity", 3),
+    "hand sep.": ("hand_separation", 3),
+    "Procrustes": ("procrustes", 3),
+    "10-NN Jaccard": ("point_jaccard10", 3),
+    "dist. Spearman": ("distance_spearman", 3),
+    "k-sign Jaccard": ("sign_jaccard", 3),
+    "prec. vs 100-D": ("precision_vs_100d", 3),
+    "recall vs 100-D": ("recall_vs_100d", 3),
+}
+
+
+def _settings_section(result) -> list[str]:
+    rows = [
+        {"setting": r["setting"], "runs": r["runs"]}
+        | {label: _fmt(r[key], digits) for label, (key, digits) in SETTING_COLUMNS.items()}
+        for r in result.settings
+    ]
+    return [
         "## Settings: quality (mean ± sd over runs) and stability across DAE seeds",
         "",
         "Stability compares every two DAE seeds of the same classifier: Procrustes disparity of "
@@ -210,33 +251,17 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
         "Precision/recall vs 100-D: the 2-D relationships against the same relationships in the "
         "LSTM's own activation space.",
         "",
+        _md_table(rows),
+        "",
     ]
-    rows = []
-    for r in result.settings:
-        rows.append(
-            {
-                "setting": r["setting"],
-                "runs": r["runs"],
-                "recon MSE": _fmt(r["recon_mse_val"], 4),
-                "trust": _fmt(r["trustworthiness"]),
-                "PCA trust": _fmt(r["pca_trustworthiness"]),
-                "continuity": _fmt(r["continuity"]),
-                "PCA cont.": _fmt(r["pca_continuity"]),
-                "hand sep.": _fmt(r["hand_separation"]),
-                "Procrustes": _fmt(r["procrustes"]),
-                "10-NN Jaccard": _fmt(r["point_jaccard10"]),
-                "dist. Spearman": _fmt(r["distance_spearman"]),
-                "k-sign Jaccard": _fmt(r["sign_jaccard"]),
-                "prec. vs 100-D": _fmt(r["precision_vs_100d"]),
-                "recall vs 100-D": _fmt(r["recall_vs_100d"]),
-            }
-        )
-    lines += [_md_table(rows), ""]
-    lines += [
+
+
+def _named_section(result, named) -> list[str]:
+    return [
         "## The named pairs",
         "",
-        f"`dae_*`: across {n_dae} DAE seeds of {result.primary} on one classifier (seed "
-        f"{result.classifier_seeds[result.main_classifier]}). "
+        f"`dae_*`: across {len(result.groups['dae'])} DAE seeds of {result.primary} on one "
+        f"classifier (seed {result.classifier_seeds[result.main_classifier]}). "
         "`settings_*`: across every setting and seed on that classifier. `lstm_*`: every run of "
         f"{result.primary} over the retrained classifiers (each a new LSTM and a new "
         "autoencoder); `lstm_100d_*`: the same pair in the retrained LSTMs' own 100-D "
@@ -246,11 +271,13 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
         _md_table(named),
         "",
     ]
+
+
+def _dae_section(dae_pairs) -> list[str]:
     robust = [p for p in dae_pairs if p["class"] == "robust"]
     fragile = [p for p in dae_pairs if p["class"] == "fragile"]
     artefacts = [p for p in robust if not p["related_in_100d"]]
-    cols = ["a", "b", "count", "runs", "frequency", "low", "high", "related_in_100d"]
-    lines += [
+    return [
         f"## Across DAE seeds: {len(robust)} robust and {len(fragile)} fragile pairs",
         "",
         f"Of the robust pairs, {len(artefacts)} are not related in the LSTM's 100-D space: "
@@ -258,74 +285,75 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
         "",
         "Top robust pairs:",
         "",
-        _md_table(robust[:15], cols),
+        _md_table(robust[:15], PAIR_COLUMNS),
         "",
         "Top fragile pairs (related in some seeds only):",
         "",
-        _md_table(sorted(fragile, key=lambda p: -p["frequency"])[:15], cols),
+        _md_table(sorted(fragile, key=lambda p: -p["frequency"])[:15], PAIR_COLUMNS),
         "",
         "![pair frequencies](pair_frequency.png)",
         "",
         "![paths across seeds](paths_across_seeds.png)",
         "",
     ]
-    if len(result.classifiers) > 1:
-        ls, hs = result.lstm_stability, result.high_stability
-        lrobust = [p for p in lstm_pairs if p["class"] == "robust"]
-        cka = result.cka[np.triu_indices(len(result.cka), 1)]
-        lines += [
-            f"## Across LSTM retrains ({len(result.classifiers)} classifiers)",
-            "",
-            f"Linear CKA between the classifiers' activations on the same inputs: mean "
-            f"{np.mean(cka):.3f} (min {np.min(cka):.3f}, max {np.max(cka):.3f}).",
-            "",
-            f"2-D pictures across LSTM seeds (same DAE seed, {result.lstm_pairs} run pairs): "
-            f"sign-distance Spearman {_fmt(ls['distance_spearman'])}, k-sign Jaccard "
-            f"{_fmt(ls['sign_jaccard'])}, Procrustes {_fmt(ls['procrustes'])}. In the 100-D "
-            f"activations themselves: Spearman {_fmt(hs['distance_spearman'])}, k-sign Jaccard "
-            f"{_fmt(hs['sign_jaccard'])}.",
-            "",
-            f"{len(lrobust)} pairs are robust across LSTM retrains. Top:",
-            "",
-            _md_table(lrobust[:15], cols[:-1]),
-            "",
-            "![CKA](cka_lstm_seeds.png)",
-            "",
-        ]
-    if result.truth is not None:
-        t = result.truth
-        lines += [
-            "## Against the planted truth (synthetic data)",
-            "",
-            f"{t['planted']} planted pairs (extension + near twins), {t['controls']} control pairs. "
-            "The truth says each planted sign's nearest sign is its partner. The headline, "
-            "*own nearest*, pairs every planted sign with the sign that is its own nearest in "
-            "at least 80% of the DAE seeds: precision = share of those pairs that are planted, "
-            "recall = share of the planted pairs found. The symmetric relations below are "
-            "scored on every pair touching a planted sign, and the control pairs; there a "
-            "background sign that happens to choose a planted sign as its nearest counts "
-            "against precision, although the truth says nothing about background signs. At "
-            "k = 3 every planted sign has three related signs but one planted partner.",
-            "",
-        ]
-        for relation in ("own_nearest", "nearest", "partners", "mutual", "related"):
-            if relation in t:
-                v = t[relation]
-                lines.append(
-                    f"- robust *{relation.replace('_', ' ')}* pairs: precision "
-                    f"{v['precision']:.3f}, recall {v['recall']:.3f}"
-                )
-        lines += [
-            f"- control pairs robust (related, k={opts.k}): "
-            f"{', '.join(t['robust_controls']) or 'none'}",
-            f"- planted pairs not found (own nearest): {', '.join(t['missed']) or 'none'}",
-            "- planted signs robustly nearest to a sign not their partner: "
-            f"{', '.join(t['unplanted']) or 'none'}",
-        ]
-        if "mislabelled_flagged" in t:
+
+
+def _lstm_section(result, lstm_pairs) -> list[str]:
+    ls, hs = result.lstm_stability, result.high_stability
+    robust = [p for p in lstm_pairs if p["class"] == "robust"]
+    cka = result.cka[np.triu_indices(len(result.cka), 1)]
+    return [
+        f"## Across LSTM retrains ({len(result.classifiers)} classifiers)",
+        "",
+        f"Linear CKA between the classifiers' activations on the same inputs: mean "
+        f"{np.mean(cka):.3f} (min {np.min(cka):.3f}, max {np.max(cka):.3f}).",
+        "",
+        f"2-D pictures across LSTM seeds (same DAE seed, {result.lstm_pairs} run pairs): "
+        f"sign-distance Spearman {_fmt(ls['distance_spearman'])}, k-sign Jaccard "
+        f"{_fmt(ls['sign_jaccard'])}, Procrustes {_fmt(ls['procrustes'])}. In the 100-D "
+        f"activations themselves: Spearman {_fmt(hs['distance_spearman'])}, k-sign Jaccard "
+        f"{_fmt(hs['sign_jaccard'])}.",
+        "",
+        f"{len(robust)} pairs are robust across LSTM retrains. Top:",
+        "",
+        _md_table(robust[:15], PAIR_COLUMNS[:-1]),
+        "",
+        "![CKA](cka_lstm_seeds.png)",
+        "",
+    ]
+
+
+def _truth_section(t: dict, k: int) -> list[str]:
+    lines = [
+        "## Against the planted truth (synthetic data)",
+        "",
+        f"{t['planted']} planted pairs (extension + near twins), {t['controls']} control pairs. "
+        "The truth says each planted sign's nearest sign is its partner. The headline, "
+        "*own nearest*, pairs every planted sign with the sign that is its own nearest in "
+        "at least 80% of the DAE seeds: precision = share of those pairs that are planted, "
+        "recall = share of the planted pairs found. The symmetric relations below are "
+        "scored on every pair touching a planted sign, and the control pairs; there a "
+        "background sign that happens to choose a planted sign as its nearest counts "
+        "against precision, although the truth says nothing about background signs. At "
+        "k = 3 every planted sign has three related signs but one planted partner.",
+        "",
+    ]
+    for relation in ("own_nearest", "nearest", "partners", "mutual", "related"):
+        if relation in t:
+            v = t[relation]
             lines.append(
-                f"- hand-usage heuristic flags {', '.join(t['mislabelled_flagged']) or 'nothing'} "
-                f"(planted mislabelled: {', '.join(t['mislabelled_truth']) or 'none'})"
+                f"- robust *{relation.replace('_', ' ')}* pairs: precision "
+                f"{v['precision']:.3f}, recall {v['recall']:.3f}"
             )
-        lines.append("")
-    return "\n".join(lines)
+    lines += [
+        f"- control pairs robust (related, k={k}): {', '.join(t['robust_controls']) or 'none'}",
+        f"- planted pairs not found (own nearest): {', '.join(t['missed']) or 'none'}",
+        "- planted signs robustly nearest to a sign not their partner: "
+        f"{', '.join(t['unplanted']) or 'none'}",
+    ]
+    if "mislabelled_flagged" in t:
+        lines.append(
+            f"- hand-usage heuristic flags {', '.join(t['mislabelled_flagged']) or 'nothing'} "
+            f"(planted mislabelled: {', '.join(t['mislabelled_truth']) or 'none'})"
+        )
+    return [*lines, ""]
