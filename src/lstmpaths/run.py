@@ -59,12 +59,8 @@ def silence_library_noise() -> None:
 def run_job(cfg: DictConfig) -> float:
     import torch
 
-    from lstmpaths.pipeline import (
-        preflight,
-        prepare_data,
-        run_classifier_stage,
-        run_projection_stage,
-    )
+    from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
+    from lstmpaths.prepare import prepare_data
     from lstmpaths.processes import end_with_parent, job_threads
     from lstmpaths.settings import check_config
     from lstmpaths.sweep import SWEEP_PID_ENV

@@ -94,7 +94,7 @@ def report_progress(uri: str) -> str | None:
         "and attributes.status != 'RUNNING'",
         max_results=50000,
     )
-    done = len(ended)
+    done = len(newest_per_key(ended))  # a configuration re-run after Ctrl-C counts once
     total = max(total, done)  # a continued Optuna study keeps its earlier trials
     line = f"[sweep] {done}/{total or '?'} jobs done"
     if total and 0 < done < total:
