@@ -185,7 +185,12 @@ class MlflowSweepCallback(Callback):
         except LstmpathsError as exc:
             print(f"lstmpaths-run: error: {exc}", file=sys.stderr)
             sys.exit(2)
-        os.environ[SWEEP_PID_ENV] = str(os.getpid())  # workers end when this process ends
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            # local worker processes (children of this one) end when this process ends; Ray
+            # and SLURM workers are not our children and have their own lifetimes
+            os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        else:
+            os.environ.pop(SWEEP_PID_ENV, None)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / TOTAL_FILE).write_text(str(planned_jobs(config)))
