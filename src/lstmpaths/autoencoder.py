@@ -203,11 +203,7 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray, device: Device | None
     from lightning.pytorch.callbacks import EarlyStopping
 
     stride = int(ae.step_stride)
-    if stride < 1:
-        raise ConfigError(f"autoencoder.step_stride={stride}: must be 1 or more")
-    check_size = int(ae.val_check_size)
-    if check_size < 0:
-        raise ConfigError(f"autoencoder.val_check_size={check_size}: must be 0 (all) or more")
+    check_size = int(ae.val_check_size)  # ranges: settings.py, checked on the composed config
     device = device or resolve_device()
     precision = resolve_precision(ae.precision, device)
     rng = np.random.default_rng(int(ae.seed))
