@@ -51,7 +51,8 @@ def test_tensor_operations_run_on_the_given_device_and_return_host_arrays() -> N
     assert codes.shape == (5, 7, 2)
     # batched reconstruction error equals the one-shot mean over every element
     flat = torch.from_numpy(acts.reshape(-1, 8))
-    expected = float(torch.nn.functional.mse_loss(net.eval()(flat), flat))
+    with torch.no_grad():
+        expected = float(torch.nn.functional.mse_loss(net.eval()(flat), flat))
     assert reconstruction_mse(net, acts.reshape(-1, 8), batch_size=3) == pytest.approx(expected)
     assert all(t.device.type == "cpu" for t in host_state(net).values())
 
