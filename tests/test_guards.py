@@ -27,7 +27,6 @@ from lstmpaths.report import (
     MARKER,
     check_out_folder,
     check_run_id,
-    one_run_per_key,
     safe_folder_name,
 )
 from lstmpaths.settings import check_config
@@ -295,7 +294,9 @@ def _run(key: str, start: int, run_id: str):
 
 def test_report_counts_each_configuration_once() -> None:
     runs = [_run("a", 1, "a1"), _run("b", 2, "b1"), _run("a", 3, "a2")]
-    assert sorted(r.info.run_id for r in one_run_per_key(runs)) == ["a2", "b1"]
+    from lstmpaths.tracking import newest_per_key
+
+    assert sorted(r.info.run_id for r in newest_per_key(runs).values()) == ["a2", "b1"]
 
 
 # --- 11: store failures named in one line -------------------------------------------------------

@@ -34,7 +34,7 @@ AE_VARYING = ("bottleneck", "widths", "lr", "batch_size", "window", "max_epochs"
 
 def fetch_runs(uri: str, experiment: str, parent: str | None) -> tuple[str, list]:
     """The experiment id and its FINISHED, complete paths runs (of one sweep when parent)."""
-    from lstmpaths.tracking import COMPLETE_TAG, STAGE_TAG, client
+    from lstmpaths.tracking import COMPLETE_TAG, STAGE_TAG, client, newest_per_key
 
     mlflow_client = client(uri)
     exp = mlflow_client.get_experiment_by_name(experiment)
@@ -51,9 +51,11 @@ def fetch_runs(uri: str, experiment: str, parent: str | None) -> tuple[str, list
             raise ConfigError(f"--parent {parent}: no such run in experiment {experiment}")
         query += f" and tags.`mlflow.parentRunId` = '{parent}'"
     every = mlflow_client.search_runs([exp.experiment_id], query, max_results=50000)
-    done = one_run_per_key(
-        [r for r in every if r.info.status == "FINISHED" and r.data.tags.get(COMPLETE_TAG) == "1"]
-    )
+    # a configuration that two sweeps on one store both ran counts once, not as an extra seed
+    complete = [
+        r for r in every if r.info.status == "FINISHED" and r.data.tags.get(COMPLETE_TAG) == "1"
+    ]
+    done = list(newest_per_key(complete).values())
     if not done:
         statuses = sorted({r.info.status for r in every})
         raise ConfigError(
@@ -88,17 +90,6 @@ def check_run_id(run_id: str) -> None:
     change the meaning of the MLflow filter it goes into."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
         raise ConfigError(f"--parent {run_id!r}: not a run id (letters and digits only)")
-
-
-def one_run_per_key(runs: list) -> list:
-    """The newest run of each configuration key: a configuration that two sweeps on one store
-    both ran must count once, not as an extra seed."""
-    from lstmpaths.tracking import KEY_TAG
-
-    newest: dict[str, object] = {}
-    for run in sorted(runs, key=lambda r: r.info.start_time):
-        newest[run.data.tags.get(KEY_TAG) or run.info.run_id] = run
-    return list(newest.values())
 
 
 def safe_folder_name(name: str) -> str:

@@ -77,7 +77,7 @@ def report_progress(uri: str) -> str | None:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from lstmpaths.tracking import STAGE_TAG, client
+    from lstmpaths.tracking import STAGE_TAG, client, newest_per_key
 
     tags = sweep_context()
     parent_id = tags.get("mlflow.parentRunId")
@@ -127,17 +127,6 @@ def record_failed_job(message: str) -> None:
     line = f"job {HydraConfig.get().job.num}: {message}".replace("\n", " ")[:500] + "\n"
     with (sweep_dir / FAILED_FILE).open("a") as fh:  # appends of one short line do not interleave
         fh.write(line)
-
-
-def newest_per_key(runs: list) -> dict[str, Any]:
-    """Each configuration's newest run: a job re-run after Ctrl-C or a failure counts once, by its
-    latest outcome."""
-    from lstmpaths.tracking import KEY_TAG
-
-    newest: dict[str, Any] = {}
-    for run in sorted(runs, key=lambda r: r.info.start_time):
-        newest[run.data.tags.get(KEY_TAG) or run.info.run_id] = run
-    return newest
 
 
 def end_interrupted_sweep(wait_s: float = 20.0) -> str | None:
@@ -226,7 +215,7 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP
-        from lstmpaths.tracking import client, reap_dead_runs
+        from lstmpaths.tracking import client, newest_per_key, reap_dead_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
         parent_file = sweep_dir / PARENT_FILE

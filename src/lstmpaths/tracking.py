@@ -341,6 +341,15 @@ def log_metrics(mlflow_client, run_id: str, metrics: Mapping[str, float]) -> Non
     )
 
 
+def newest_per_key(runs: list) -> dict[str, Any]:
+    """Each configuration key's newest run: a configuration run twice (by two sweeps on one
+    store, or again after Ctrl-C or a failure) counts once, by its latest outcome."""
+    newest: dict[str, Any] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        newest[run.data.tags.get(KEY_TAG) or run.info.run_id] = run
+    return newest
+
+
 def newest_run(uri: str, query: str):
     """The newest run matching `query` in any experiment of the store, or None."""
     mlflow_client = client(uri)
