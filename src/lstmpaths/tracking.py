@@ -273,45 +273,33 @@ def owner_alive(tags: Mapping[str, str]) -> bool | None:
     return not (started and tags.get(PID_START_TAG) and started != tags[PID_START_TAG])
 
 
-def reap_dead_runs(mlflow_client, experiment_id: str, query: str = "") -> int:
+def reap_dead_runs(
+    mlflow_client, experiment_id: str, query: str = "", superseded: bool = False
+) -> int:
     """Mark KILLED the RUNNING runs (matching `query`) whose process on this machine is gone.
-    Live runs, and runs of other machines, are left alone. Returns how many were closed."""
+    Live runs, and runs of other machines, are left alone. `superseded`: the caller is about
+    to run the same configuration again (holding its lock), so runs that carry no owner tags at
+    all (made before runs had them) are closed too. Returns how many were closed."""
     from mlflow.entities import RunTag
 
     condition = "attributes.status = 'RUNNING'" + (f" and {query}" if query else "")
     closed = 0
     for run in mlflow_client.search_runs([experiment_id], condition, max_results=50000):
-        if owner_alive(run.data.tags) is not False:
-            continue
-        note = (
-            f"interrupted: its process (pid {run.data.tags[PID_TAG]}) ended without closing "
-            "the run; a later job on this machine marked it"
-        )
+        alive = owner_alive(run.data.tags)
+        if alive is False:
+            note = (
+                f"interrupted: its process (pid {run.data.tags[PID_TAG]}) ended without closing "
+                "the run; a later job on this machine marked it"
+            )
+        elif alive is None and superseded and HOST_TAG not in run.data.tags:
+            note = "interrupted: its process ended without closing the run; re-run superseded it"
+        else:
+            continue  # live, or on another machine: not ours to close
         with contextlib.suppress(Exception):
             mlflow_client.log_batch(run.info.run_id, tags=[RunTag("lstmpaths.error", note)])
             mlflow_client.set_terminated(run.info.run_id, "KILLED")
             closed += 1
     return closed
-
-
-def _close_stale(mlflow_client, experiment_id: str, key: str) -> None:
-    """Runs of this key left RUNNING by a process that ended are marked KILLED when the same
-    configuration runs again. The caller holds the key's lock, so on this machine no live job
-    runs the key; a run whose owner cannot be checked (another machine, an old run) is taken
-    as superseded only when it carries no owner tags."""
-    from mlflow.entities import RunTag
-
-    stale = mlflow_client.search_runs(
-        [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"
-    )
-    for run in stale:
-        alive = owner_alive(run.data.tags)
-        if alive or (alive is None and HOST_TAG in run.data.tags):
-            continue  # live, or on another machine: not ours to close
-        with contextlib.suppress(Exception):
-            note = "interrupted: its process ended without closing the run; re-run superseded it"
-            mlflow_client.log_batch(run.info.run_id, tags=[RunTag("lstmpaths.error", note)])
-            mlflow_client.set_terminated(run.info.run_id, "KILLED")
 
 
 def mark_ended(mlflow_client, run_id: str, status: str, message: str, wait_s: float = 180) -> bool:
@@ -369,7 +357,9 @@ def tracked_run(
 
     mlflow_client = client(uri)
     if KEY_TAG in tags:
-        _close_stale(mlflow_client, experiment_id, tags[KEY_TAG])
+        # the caller holds this key's lock: no live job on this machine runs the key
+        same_key = f"tags.`{KEY_TAG}` = '{tags[KEY_TAG]}'"
+        reap_dead_runs(mlflow_client, experiment_id, same_key, superseded=True)
     run = mlflow_client.create_run(
         experiment_id,
         run_name=run_name,
