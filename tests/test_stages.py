@@ -51,18 +51,8 @@ def test_every_stage_in_process_without_mlflow(tmp_path: Path) -> None:
     files = write_paths_files(tmp_path, projection, arrays)
     with np.load(tmp_path / "paths.npz") as stored:
         assert np.array_equal(stored["codes"], projection.codes.astype(np.float32))
-    names = [str(s) for s in arrays["class_names"]]
-    view = fig.PathsView(
-        codes=projection.codes,
-        labels=arrays["labels"],
-        predictions=arrays["predictions"],
-        part=arrays["part"],
-        ids=[str(s) for s in arrays["ids"]],
-        class_names=names,
-        desc="in-process",
-        hand_ratios=projection.hand_ratios,
-    )
-    groups = sign_groups(cfg.figures.groups, names, data.truth)
+    view = fig.PathsView.of_run(arrays, projection.codes, cfg.autoencoder, projection.hand_ratios)
+    groups = sign_groups(cfg.figures.groups, view.class_names, data.truth)
     out = tmp_path / "figures"
     out.mkdir()
     files += fig.draw_paths_figures(view, groups, presentation(cfg.figures), out)

@@ -517,6 +517,31 @@ class PathsView:
     hand_ratios: np.ndarray | None = None  # None: not two-glove data
     hand_threshold: float = 0.25
 
+    @classmethod
+    def of_run(
+        cls,
+        arrays: Mapping,
+        codes: np.ndarray,
+        autoencoder: Mapping,
+        hand_ratios: np.ndarray | None = None,
+        hand_threshold: float = 0.25,
+    ) -> PathsView:
+        """A paths run's view: `arrays` as stored (`paths.npz` or the classifier's
+        `activations.npz`: labels, predictions, part, ids, class names), the run's autoencoder
+        settings for the titles."""
+        ae = autoencoder
+        return cls(
+            codes=codes,
+            labels=arrays["labels"],
+            predictions=arrays["predictions"],
+            part=arrays["part"],
+            ids=[str(s) for s in arrays["ids"]],
+            class_names=[str(s) for s in arrays["class_names"]],
+            desc=f"{ae['activation']} bottleneck, noise {ae['noise']}, seed {ae['seed']}",
+            hand_ratios=hand_ratios,
+            hand_threshold=hand_threshold,
+        )
+
 
 GROUP_PALETTE = ["tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
 

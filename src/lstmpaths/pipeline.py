@@ -301,19 +301,10 @@ def _paths_files(cfg: DictConfig, arrays: dict, data, out: Path) -> tuple[dict, 
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     files.append(out / "config.yaml")
     started = time.perf_counter()  # the figures (lstmpaths-redraw draws them again later)
-    class_names = [str(s) for s in arrays["class_names"]]
-    view = fig.PathsView(
-        codes=projection.codes,
-        labels=arrays["labels"],
-        predictions=arrays["predictions"],
-        part=arrays["part"],
-        ids=[str(s) for s in arrays["ids"]],
-        class_names=class_names,
-        desc=f"{ae.activation} bottleneck, noise {ae.noise}, seed {ae.seed}",
-        hand_ratios=projection.hand_ratios,
-        hand_threshold=float(figs.hand_threshold),
+    view = fig.PathsView.of_run(
+        arrays, projection.codes, ae, projection.hand_ratios, float(figs.hand_threshold)
     )
-    groups = sign_groups(figs.get("groups"), class_names, data.truth)
+    groups = sign_groups(figs.get("groups"), view.class_names, data.truth)
     files += fig.draw_paths_figures(view, groups, presentation(figs), out)
     projection.metrics["figures_seconds"] = time.perf_counter() - started
     return projection.metrics, files

@@ -9,7 +9,6 @@ Nothing is trained or encoded: the figures come from `paths.npz` (every recordin
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 import time
@@ -40,18 +39,12 @@ def parse_overrides(overrides: list[str]) -> dict:
 
 
 def _hand_ratios(uri: str, run_id: str, folder: Path, ids: list[str]) -> np.ndarray | None:
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
+    """The run's hand-usage ratios in the order of its recordings (None: none stored)."""
+    from lstmpaths.report import hand_usage_rows
 
-    try:
-        path = download_artifacts(
-            run_id=run_id, artifact_path="hand_usage.csv", dst_path=str(folder), tracking_uri=uri
-        )
-    except (MlflowException, OSError):
-        return None
-    with open(path, newline="") as fh:
-        ratio = {row["id"]: float(row["ratio"]) for row in csv.DictReader(fh)}
-    return np.array([ratio[i] for i in ids]) if set(ratio) == set(ids) else None
+    rows = hand_usage_rows(uri, run_id, folder)
+    ratio = {row["id"]: float(row["ratio"]) for row in rows or []}
+    return np.array([ratio[i] for i in ids]) if ratio and set(ratio) == set(ids) else None
 
 
 def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Path]:
@@ -62,7 +55,7 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     from mlflow.exceptions import MlflowException
 
     from lstmpaths import figures as fig
-    from lstmpaths.pipeline import PRESENTATION_KEYS
+    from lstmpaths.pipeline import presentation
     from lstmpaths.prepare import sign_groups
     from lstmpaths.report import check_run_id, planted_truth
     from lstmpaths.tracking import STAGE_TAG, client, run_config
@@ -78,33 +71,22 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     folder = Path(tempfile.mkdtemp(prefix="lstmpaths-redraw-"))
     config = run_config(uri, run, folder / "config")
     figs = {**config.get("figures", {}), **overrides}
-    ae = config.get("autoencoder", {})
+    ae = config["autoencoder"]
     npz = download_artifacts(
         run_id=run_id, artifact_path="paths.npz", dst_path=str(folder), tracking_uri=uri
     )
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files}
-    ids, class_names = [str(s) for s in arrays["ids"]], [str(s) for s in arrays["class_names"]]
+    ids = [str(s) for s in arrays["ids"]]
+    ratios = _hand_ratios(uri, run_id, folder / "hands", ids)
+    view = fig.PathsView.of_run(arrays, arrays["codes"], ae, ratios, float(figs["hand_threshold"]))
     truth = None
     if figs.get("groups") is None:  # synthetic data: the planted relations name the groups
         truth = planted_truth(uri, run.data.tags["lstmpaths.classifier_run_id"], folder)
-    view = fig.PathsView(
-        codes=arrays["codes"],
-        labels=arrays["labels"],
-        predictions=arrays["predictions"],
-        part=arrays["part"],
-        ids=ids,
-        class_names=class_names,
-        desc=f"{ae.get('activation')} bottleneck, noise {ae.get('noise')}, seed {ae.get('seed')}",
-        hand_ratios=_hand_ratios(uri, run_id, folder / "hands", ids),
-        hand_threshold=float(figs["hand_threshold"]),
-    )
     out = folder / "figures"
     out.mkdir()
-    settings = {k: figs.get(k) for k in PRESENTATION_KEYS}
-    files = fig.draw_paths_figures(
-        view, sign_groups(figs.get("groups"), class_names, truth), settings, out
-    )
+    groups = sign_groups(figs.get("groups"), view.class_names, truth)
+    files = fig.draw_paths_figures(view, groups, presentation(figs), out)
     if log:
         for path in files:
             mlflow_client.log_artifact(run_id, str(path), "figures")

@@ -178,21 +178,28 @@ def load_runs(uri: str, runs: list, cache: Path):
     return loaded, recordings, activations
 
 
-def hand_usage(uri: str, run_id: str, cache: Path, n: int) -> np.ndarray | None:
-    """Per-recording one-handed flags from a paths run's hand_usage.csv (None if absent)."""
+def hand_usage_rows(uri: str, run_id: str, folder: Path) -> list[dict] | None:
+    """The rows of a paths run's hand_usage.csv (id, sign, ratio, one_handed), or None when the
+    run has none (data that are not two-glove recordings)."""
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
     try:
         path = download_artifacts(
-            run_id=run_id, artifact_path="hand_usage.csv", dst_path=str(cache / "hands"),
-            tracking_uri=uri,
-        )  # fmt: skip
+            run_id=run_id, artifact_path="hand_usage.csv", dst_path=str(folder), tracking_uri=uri
+        )
     except (MlflowException, OSError):
         return None
     with open(path, newline="") as fh:
-        flags = np.array([int(row["one_handed"]) for row in csv.DictReader(fh)])
-    return flags if len(flags) == n else None
+        return list(csv.DictReader(fh))
+
+
+def hand_usage(uri: str, run_id: str, cache: Path, n: int) -> np.ndarray | None:
+    """Per-recording one-handed flags from a paths run's hand_usage.csv (None if absent)."""
+    rows = hand_usage_rows(uri, run_id, cache / "hands")
+    if rows is None or len(rows) != n:
+        return None
+    return np.array([int(row["one_handed"]) for row in rows])
 
 
 def planted_truth(uri: str, classifier_run_id: str, cache: Path) -> dict | None:
