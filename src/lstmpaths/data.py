@@ -323,6 +323,10 @@ def iter_tsd_files(path: Path, max_file_mb: float = MAX_FILE_MB) -> Iterator[tup
 # --------------------------------------------------------------------------- Auslan HQ
 
 
+QUIRKS = ("drop", "merge", "keep")  # what to do with the his_hers/her quirk of the archive
+ON_BAD_FILE = ("error", "skip")
+
+
 def load_auslan(
     path: str | Path,
     quirk: str = "drop",
@@ -338,9 +342,9 @@ def load_auslan(
     on_bad_file: "error" stops at the first bad file; "skip" warns once, listing every skipped file.
     """
     path = Path(path)
-    if quirk not in ("drop", "merge", "keep"):
+    if quirk not in QUIRKS:
         raise ConfigError(f"data.quirk={quirk!r}: choose drop, merge or keep")
-    if on_bad_file not in ("error", "skip"):
+    if on_bad_file not in ON_BAD_FILE:
         raise ConfigError(f"data.on_bad_file={on_bad_file!r}: choose error or skip")
     records: list[tuple[str, int, str, np.ndarray]] = []  # (sign, session, id, array)
     skipped: list[str] = []
@@ -412,11 +416,7 @@ def _fill_missing(array: np.ndarray) -> np.ndarray:
 
 def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of a UTF-8 file; a line that is not UTF-8 is an error naming it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
-    for lineno, line in enumerate(raw.splitlines(), start=1):
+    for lineno, line in enumerate(_read_bytes(path).splitlines(), start=1):
         try:
             yield lineno, line.decode("utf-8")
         except UnicodeDecodeError as exc:

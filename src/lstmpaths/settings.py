@@ -17,8 +17,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lstmpaths.data import ON_BAD_FILE, QUIRKS
 from lstmpaths.devices import ACCELERATORS
 from lstmpaths.errors import ConfigError
+from lstmpaths.sources import SOURCES
+from lstmpaths.splits import SPLITS
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,10 @@ RULES: dict[str, Rule] = {
     "threads": positive_int(nullable=True),
     "jobs": positive_int(),
     # data (the union of every source's keys; each source reads its own)
-    "data.source": Rule(choices=("auslan", "synthetic", "uea")),
+    "data.source": Rule(choices=SOURCES),
     "data.path": Rule(str, nullable=True),
-    "data.quirk": Rule(choices=("drop", "merge", "keep")),
-    "data.on_bad_file": Rule(choices=("error", "skip")),
+    "data.quirk": Rule(choices=QUIRKS),
+    "data.on_bad_file": Rule(choices=ON_BAD_FILE),
     "data.max_file_mb": positive(),
     "data.max_steps": positive_int(),
     "data.maxlen": positive_int(nullable=True),
@@ -127,7 +130,7 @@ RULES: dict[str, Rule] = {
     "data.n_mislabelled": count(),
     "data.one_handed_fraction": Rule(float, low=0, high=1),
     "data.standardize": FLAG,
-    "data.split": Rule(choices=("reference", "session", "given")),
+    "data.split": Rule(choices=SPLITS),
     "data.train_size": ANY,  # a count or a fraction: splits.py checks it against the data
     "data.val_size": fraction(),
     "data.split_seed": SEED,
