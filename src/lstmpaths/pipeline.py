@@ -19,7 +19,7 @@ import numpy as np
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from lstmpaths.devices import resolve_device
+from lstmpaths.devices import Device, resolve_device
 from lstmpaths.errors import ConfigError
 from lstmpaths.prepare import Prepared, prepare_data, sign_groups, stable_hash
 from lstmpaths.settings import check_config
@@ -273,7 +273,7 @@ def _run_paths(
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.device", str(device.torch))
         started = time.perf_counter()
         arrays = outcome.arrays or load_activations(uri, outcome.run_id, tmp)
-        metrics, files = _paths_files(cfg, arrays, outcome.prepared.data, Path(tmp))
+        metrics, files = _paths_files(cfg, arrays, outcome.prepared.data, device, Path(tmp))
         metrics["job_seconds"] = time.perf_counter() - started
         log_metrics(mlflow_client, run.info.run_id, metrics)
         for path in files:
@@ -290,13 +290,15 @@ def _run_paths(
         return metrics
 
 
-def _paths_files(cfg: DictConfig, arrays: dict, data, out: Path) -> tuple[dict, list[Path]]:
+def _paths_files(
+    cfg: DictConfig, arrays: dict, data, device: Device, out: Path
+) -> tuple[dict, list[Path]]:
     """Project, then write the run's arrays, config and figures into `out`."""
     from lstmpaths import figures as fig
     from lstmpaths.projection import project, write_paths_files
 
     ae, figs = cfg.autoencoder, cfg.figures
-    projection = project(ae, figs, arrays, data, resolve_device(cfg.accelerator))
+    projection = project(ae, figs, arrays, data, device)
     files = write_paths_files(out, projection, arrays)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     files.append(out / "config.yaml")
