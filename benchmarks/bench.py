@@ -93,14 +93,14 @@ def load_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
 
 
 def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> dict:
-    from lstmpaths.classifier import ClassifierModule, SequenceDataModule, SignLSTM
+    from lstmpaths.classifier import ClassifierModule, SequenceDataModule, SignRNN
     from lstmpaths.splits import Split
 
     n_classes = int(labels.max()) + 1
     x, y = torch.from_numpy(inputs[train]), torch.from_numpy(labels[train])
 
     torch.manual_seed(0)
-    plain = SignLSTM(inputs.shape[2], n_classes)
+    plain = SignRNN(inputs.shape[2], n_classes)
     opt = torch.optim.Adam(plain.parameters(), lr=3e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -113,7 +113,7 @@ def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> di
             opt.step()
 
     torch.manual_seed(0)
-    module = ClassifierModule(SignLSTM(inputs.shape[2], n_classes), lr=3e-3, lr_patience=0)
+    module = ClassifierModule(SignRNN(inputs.shape[2], n_classes), lr=3e-3, lr_patience=0)
     empty = np.array([], dtype=np.int64)
     datamodule = SequenceDataModule(inputs, labels, Split(train, empty, empty), batch_size, 0)
 
@@ -124,7 +124,7 @@ def classifier_epoch(inputs, labels, train, batch_size: int, repeats: int) -> di
     # FlopCounterMode does not see inside nn.LSTM, so count it by hand: per step and sequence
     # 4 gates x H x (C + H) multiply-adds forward, about twice that backward.
     n, t, c = x.shape
-    h = plain.lstm.hidden_size
+    h = plain.layers[0].hidden_size
     flops = 3 * 2 * 4 * h * (c + h) * t * n + 3 * 2 * h * n_classes * n
     return {
         "plain_s": plain_s,
@@ -201,10 +201,10 @@ def _allocator_child(repeats: int) -> None:
     silence_library_noise()
     inputs, labels, train, _ = load_inputs()
     x, y = torch.from_numpy(inputs[train]), torch.from_numpy(labels[train])
-    from lstmpaths.classifier import SignLSTM
+    from lstmpaths.classifier import SignRNN
 
     torch.manual_seed(0)
-    net = SignLSTM(inputs.shape[2], int(labels.max()) + 1)
+    net = SignRNN(inputs.shape[2], int(labels.max()) + 1)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
 
     def epoch() -> None:
@@ -337,9 +337,9 @@ def main() -> int:
     rows["allocator"] = allocator_effect(3)
 
     from lstmpaths.autoencoder import encode
-    from lstmpaths.classifier import SignLSTM, extract_activations
+    from lstmpaths.classifier import SignRNN, extract_activations
 
-    net = SignLSTM(inputs.shape[2], int(labels.max()) + 1)
+    net = SignRNN(inputs.shape[2], int(labels.max()) + 1)
     rows["extract_activations_s"] = timed(lambda: extract_activations(net, inputs), args.repeats)
     acts = extract_activations(net, inputs)[0]
     from lstmpaths.autoencoder import DenoisingAutoencoder

@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, RUN
-from lstmpaths.classifier import ClassifierModule, SignLSTM, extract_activations
+from lstmpaths.classifier import ClassifierModule, SignRNN, extract_activations
 from lstmpaths.pipeline import classifier_key
 
 TINY = [
@@ -24,7 +24,7 @@ TINY = [
 
 
 def test_shapes() -> None:
-    net = SignLSTM(n_channels=22, n_classes=7, hidden_size=12)
+    net = SignRNN(n_channels=22, n_classes=7, hidden_size=12)
     x = torch.randn(5, 30, 22)
     assert net(x).shape == (5, 7)
     assert net.sequence_outputs(x).shape == (5, 30, 12)
@@ -37,7 +37,7 @@ def test_shapes() -> None:
 
 def test_loss_falls_on_a_tiny_batch() -> None:
     torch.manual_seed(0)
-    module = ClassifierModule(SignLSTM(4, 3, hidden_size=16), lr=1e-2, lr_patience=0)
+    module = ClassifierModule(SignRNN(4, 3, hidden_size=16), lr=1e-2, lr_patience=0)
     x, y = torch.randn(12, 10, 4), torch.arange(12) % 3
     opt = module.configure_optimizers()
     losses = []
@@ -51,16 +51,16 @@ def test_loss_falls_on_a_tiny_batch() -> None:
 
 
 def test_penalties_add_to_the_loss() -> None:
-    net = SignLSTM(4, 3, hidden_size=8)
+    net = SignRNN(4, 3, hidden_size=8)
     assert float(ClassifierModule(net)._penalty().detach()) == 0.0
     l1 = float(ClassifierModule(net, l1=0.1)._penalty().detach())
-    expected = 0.1 * sum(
-        p.abs().sum().item() for n, p in net.named_parameters() if n.startswith("lstm.weight_")
-    )
+    recurrent = [p for n, p in net.named_parameters() if "weight_ih" in n or "weight_hh" in n]
+    assert len(recurrent) == 2  # one layer: input and recurrent matrix, no biases, no head
+    expected = 0.1 * sum(p.abs().sum().item() for p in recurrent)
     assert l1 == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("data", ["synthetic", "auslan", "uea"])
+@pytest.mark.parametrize("data", ["synthetic", "auslan", "uea", "activations"])
 def test_every_data_group_composes(data: str) -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"data={data}", "classifier.seed=3"])
@@ -139,7 +139,7 @@ def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
         Path(client.download_artifacts(run.info.run_id, "classifier.pt", str(tmp_path))),
         weights_only=True,
     )
-    assert state["state_dict"]["lstm.weight_ih_l0"].shape == (64, 22)
+    assert state["state_dict"]["layers.0.weight_ih_l0"].shape == (64, 22)
 
     second = _run(tmp_path)
     assert "(reused)" in second.stdout and "epoch 1/" not in second.stderr

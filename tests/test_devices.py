@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO, RUN
 from lstmpaths.autoencoder import DenoisingAutoencoder, encode, reconstruction_mse
-from lstmpaths.classifier import SignLSTM, extract_activations
+from lstmpaths.classifier import SignRNN, extract_activations
 from lstmpaths.devices import host_state, resolve_device
 from lstmpaths.errors import ConfigError
 
@@ -41,7 +41,7 @@ def test_unknown_accelerator_lists_the_choices() -> None:
 def test_tensor_operations_run_on_the_given_device_and_return_host_arrays() -> None:
     device = resolve_device("cpu").torch
     torch.manual_seed(0)
-    lstm = SignLSTM(n_channels=3, n_classes=4, hidden_size=8)
+    lstm = SignRNN(n_channels=3, n_classes=4, hidden_size=8)
     inputs = np.random.default_rng(0).normal(size=(5, 7, 3)).astype(np.float32)
     acts, probs = extract_activations(lstm, inputs, batch_size=2, device=device)
     assert acts.shape == (5, 7, 8) and isinstance(acts, np.ndarray)

@@ -47,7 +47,7 @@ class PathsRun:
     codes: np.ndarray  # (N, T, k) front-padded like the activations
     metrics: dict[str, float] = field(default_factory=dict)
     extra: str = ""  # other autoencoder settings that vary within the report, as text
-    classifier_seed: str = "?"
+    model: str = "?"  # the classifier's name in the report: "seed 8", or an activation file's
 
     @property
     def setting(self) -> str:
@@ -134,7 +134,7 @@ class Analysis:
     primary: str  # the study's setting, or the one with most runs
     main_classifier: str
     classifiers: list[str]
-    classifier_seeds: dict[str, str]
+    models: dict[str, str]  # classifier run id -> its name (PathsRun.model)
     groups: dict[str, list[str]]  # group -> run ids
     frequencies: dict[str, dict[str, Frequencies]]  # group -> relation -> frequencies
     per_setting: dict[str, Frequencies]  # setting -> how often pairs are related
@@ -203,7 +203,7 @@ def analyse(
         primary=primary,
         main_classifier=main_classifier,
         classifiers=classifiers,
-        classifier_seeds={r.classifier_id: r.classifier_seed for r in runs},
+        models={r.classifier_id: r.model for r in runs},
         groups={k: [r.run_id for r in v] for k, v in groups.items()},
         frequencies=frequencies,
         per_setting={

@@ -1,6 +1,7 @@
-"""The sign classifier: LSTM over the padded sequence, read at the last step, linear softmax.
+"""The sign classifier: an LSTM (or GRU, 1-3 layers) over the padded sequence, read at the last
+step, linear softmax.
 
-`SignLSTM` is the plain network; `ClassifierModule` adds the Lightning training loop;
+`SignRNN` is the plain network; `ClassifierModule` adds the Lightning training loop;
 `SequenceDataModule` feeds padded tensors in index-sliced batches (no per-item collation).
 `extract_activations` runs the trained LSTM once over every sequence and returns its full
 output sequence (N, T, hidden) - the vectors every later stage projects.
@@ -27,25 +28,57 @@ from torch.utils.data import (
 
 from lstmpaths.data import SequenceSet, pad_front
 from lstmpaths.devices import Device, host_state, to_numpy
+from lstmpaths.errors import ConfigError
 from lstmpaths.splits import Split
 
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
-class SignLSTM(nn.Module):
-    """Input (B, T, C) -> LSTM(hidden, full sequence) -> last step -> Linear(n_classes)."""
+
+class SignRNN(nn.Module):
+    """Input (B, T, C) -> recurrent layers (LSTM or GRU, full sequence) -> last step of the top
+    layer -> Linear(n_classes). `layer` (1-based, None: the top one) is the layer whose outputs
+    `sequence_outputs` returns: the vectors every later stage projects."""
 
     def __init__(
-        self, n_channels: int, n_classes: int, hidden_size: int = 100, num_layers: int = 1
+        self,
+        n_channels: int,
+        n_classes: int,
+        hidden_size: int = 100,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        layer: int | None = None,
     ):
         super().__init__()
-        self.lstm = nn.LSTM(n_channels, hidden_size, num_layers=num_layers, batch_first=True)
+        if cell not in CELLS:
+            raise ConfigError(f"classifier.net.cell={cell!r}: choose one of {', '.join(CELLS)}")
+        if layer is not None and not 1 <= layer <= num_layers:
+            raise ConfigError(
+                f"classifier.net.layer={layer}: the net has {num_layers} layer(s); give 1.."
+                f"{num_layers} or null (the top one)"
+            )
+        # one module per layer (not num_layers=): a lower layer's outputs can then be read
+        sizes = [n_channels] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(
+            CELLS[cell](sizes[i], hidden_size, batch_first=True) for i in range(num_layers)
+        )
+        self.layer = num_layers if layer is None else layer
         self.head = nn.Linear(hidden_size, n_classes)
 
+    def _run(self, x: torch.Tensor, upto: int) -> torch.Tensor:
+        for rnn in self.layers[:upto]:
+            x = rnn(x)[0]
+        return x
+
     def sequence_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The LSTM's output at every time step, (B, T, hidden)."""
-        return self.lstm(x)[0]
+        """The projected layer's output at every time step, (B, T, hidden)."""
+        return self._run(x, self.layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.sequence_outputs(x)[:, -1])
+        return self.head(self._run(x, len(self.layers))[:, -1])
+
+    def recurrent_weights(self) -> list[torch.Tensor]:
+        """Input and recurrent weight matrices of every layer (what l1/l2 penalise)."""
+        return [p for name, p in self.layers.named_parameters() if ".weight_" in name]
 
 
 def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
@@ -101,7 +134,7 @@ class ClassifierModule(L.LightningModule):
         return self.net(x)
 
     def _penalty(self) -> torch.Tensor:
-        weights = [p for name, p in self.net.named_parameters() if name.startswith("lstm.weight_")]
+        weights = self.net.recurrent_weights()
         total = torch.zeros((), device=self.device)
         if self.l1:
             total = total + self.l1 * sum(w.abs().sum() for w in weights)
@@ -198,19 +231,18 @@ class SequenceDataModule(L.LightningDataModule):
 
 @torch.no_grad()
 def extract_activations(
-    net: SignLSTM, inputs: np.ndarray, batch_size: int = 512, device: torch.device | None = None
+    net: SignRNN, inputs: np.ndarray, batch_size: int = 512, device: torch.device | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LSTM outputs at every step (N, T, hidden) and class probabilities (N, n_classes), computed
-    on the net's device (or `device`), returned as host arrays."""
+    """The projected layer's outputs at every step (N, T, hidden) and class probabilities
+    (N, n_classes), computed on the net's device (or `device`), returned as host arrays."""
     net.eval()
     device = device or next(net.parameters()).device
     net.to(device)
     outs, probs = [], []
     for start in range(0, len(inputs), batch_size):
         x = torch.from_numpy(inputs[start : start + batch_size]).to(device)
-        seq = net.sequence_outputs(x)
-        outs.append(to_numpy(seq))
-        probs.append(to_numpy(torch.softmax(net.head(seq[:, -1]), dim=1)))
+        outs.append(to_numpy(net.sequence_outputs(x)))
+        probs.append(to_numpy(torch.softmax(net(x), dim=1)))
     return np.concatenate(outs), np.concatenate(probs)
 
 

@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from lightning.pytorch.loggers import MLFlowLogger
@@ -35,7 +36,11 @@ from lstmpaths.tracking import (
     tracked_run,
 )
 
+if TYPE_CHECKING:
+    from lstmpaths.activations import ActivationFile
+
 log = logging.getLogger("lstmpaths")
+MODEL_TAG = "lstmpaths.model"  # how the report names a classifier: its seed, or a file's name
 
 # Keys that change how a run is executed or tracked, or guard input sizes, not what it computes.
 NOT_IN_KEY = {"reuse", "threads", "max_file_mb", "max_steps"}
@@ -51,6 +56,7 @@ class ClassifierOutcome:
     # activations.npz's arrays when this job trained the classifier (handed on in memory);
     # None when it reused a stored run (the paths stage reads them from the store)
     arrays: dict[str, np.ndarray] | None = None
+    model: str = ""  # the report's name for it (MODEL_TAG): "seed 8", or an activation file's name
 
 
 def classifier_key(data_cfg: dict, fingerprint: str, classifier_cfg: dict) -> str:
@@ -83,13 +89,20 @@ def preflight(cfg: DictConfig, prepared: Prepared) -> None:
         sign_groups(cfg.figures.get("groups"), prepared.data.class_names, prepared.data.truth)
 
 
-def run_classifier_stage(cfg: DictConfig, prepared: Prepared | None = None) -> ClassifierOutcome:
-    """Reuse the FINISHED classifier with this key, or train it (once, even with parallel jobs)."""
+def run_classifier_stage(
+    cfg: DictConfig, prepared: Prepared | None = None, model: ActivationFile | None = None
+) -> ClassifierOutcome:
+    """Reuse the FINISHED classifier with this key, or train it (once, even with parallel jobs).
+    `model` (data=activations): import that file's states as the classifier run instead."""
     uri, experiment = cfg.tracking.uri, cfg.tracking.experiment
     prepared = prepared or prepare_data(cfg.data)
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
-    clf_cfg = OmegaConf.to_container(cfg.classifier, resolve=True)
-    key = classifier_key(data_cfg, prepared.data.fingerprint, clf_cfg)
+    if model is None:
+        clf_cfg = OmegaConf.to_container(cfg.classifier, resolve=True)
+        key = classifier_key(data_cfg, prepared.data.fingerprint, clf_cfg)
+    else:  # the file's bytes say what it holds, wherever it lies
+        data_cfg.pop("path", None)
+        key = classifier_key(data_cfg, model.fingerprint, {"imported": True})
     experiment_id = ensure_experiment(uri, experiment)
 
     def reusable():
@@ -104,11 +117,14 @@ def run_classifier_stage(cfg: DictConfig, prepared: Prepared | None = None) -> C
             log.info("another job is training classifier %s; waiting for it", key)
         with lock:
             found = reusable()  # it may have finished while we waited
+            if found is None and model is not None:
+                return _import_activations(cfg, prepared, model, key, experiment_id)
             if found is None:
                 return _train_classifier(cfg, prepared, key, experiment_id)
     log.info("reusing classifier run %s (key %s)", found.info.run_id, key)
     metrics = {k: float(v) for k, v in found.data.metrics.items()}
-    return ClassifierOutcome(found.info.run_id, key, True, metrics, prepared)
+    model_name = found.data.tags.get(MODEL_TAG, f"seed {cfg.classifier.seed}")
+    return ClassifierOutcome(found.info.run_id, key, True, metrics, prepared, model=model_name)
 
 
 def _train_classifier(
@@ -136,6 +152,7 @@ def _train_classifier(
         "lstmpaths.data_fingerprint": data.fingerprint,
         "lstmpaths.data_source": data.source,
         "lstmpaths.split": str(cfg.data.split),
+        MODEL_TAG: f"seed {cfg.classifier.seed}",
         **sweep_context(),  # trained inside a sweep: a child of its parent run too
     }
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -170,7 +187,51 @@ def _train_classifier(
             metrics["epochs"],
             metrics["train_seconds"],
         )
-        return ClassifierOutcome(run_id, key, False, metrics, prepared, stored)
+        return ClassifierOutcome(
+            run_id, key, False, metrics, prepared, stored, f"seed {cfg.classifier.seed}"
+        )
+
+
+def _import_activations(
+    cfg: DictConfig, prepared: Prepared, model: ActivationFile, key: str, experiment_id: str
+) -> ClassifierOutcome:
+    """One classifier-stage run for a model whose states the user brought: the same
+    `activations.npz` layout a trained classifier stores, so everything downstream (paths,
+    figures, the report across models) reads it the same way."""
+    from lstmpaths.activations import accuracy_metrics, stored_arrays
+    from lstmpaths.tracking import client
+
+    uri = cfg.tracking.uri
+    part = prepared.split.part_of(len(prepared.data))
+    tags = {
+        STAGE_TAG: "classifier",
+        KEY_TAG: key,
+        MODEL_TAG: model.name,
+        "lstmpaths.data_fingerprint": model.fingerprint,
+        "lstmpaths.data_source": "activations",
+        "lstmpaths.imported_from": str(model.path.resolve()),
+        "lstmpaths.split": str(cfg.data.split),
+        **sweep_context(),
+    }
+    params = flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
+    params["data.path"] = str(model.path)
+    with (
+        tracked_run(uri, experiment_id, f"activations-{model.name}", tags, params) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        check_config(cfg)
+        stored = stored_arrays(model, part)
+        metrics = accuracy_metrics(model, part)
+        mlflow_client = client(uri)
+        log_metrics(mlflow_client, run.info.run_id, metrics)
+        out = Path(tmp)
+        np.savez_compressed(out / "activations.npz", **stored)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        for name in ("activations.npz", "config.yaml"):
+            mlflow_client.log_artifact(run.info.run_id, str(out / name))
+        shape = "x".join(str(d) for d in stored["activations"].shape)
+        log.info("imported %s (%s) as run %s", model.path, shape, run.info.run_id)
+        return ClassifierOutcome(run.info.run_id, key, False, metrics, prepared, stored, model.name)
 
 
 class CurvesOnlyMLFlowLogger(MLFlowLogger):
@@ -210,7 +271,14 @@ def paths_key(classifier_key: str, autoencoder_cfg: dict, figures_cfg: dict) -> 
     return stable_hash({"classifier": classifier_key, "autoencoder": ae, "figures": numeric})
 
 
-def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[str, float]:
+@dataclass
+class PathsOutcome:
+    run_id: str
+    metrics: dict[str, float]
+    reused: bool
+
+
+def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> PathsOutcome:
     """DAE on the classifier's activations -> paths -> figures -> metrics, as one MLflow run.
 
     A FINISHED run with the same key (same classifier, autoencoder and figure settings) is
@@ -222,12 +290,13 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
     resolved = OmegaConf.to_container(cfg, resolve=True)
     key = paths_key(outcome.key, resolved["autoencoder"], resolved["figures"])
 
-    def reusable() -> dict[str, float] | None:
+    def reusable() -> PathsOutcome | None:
         found = find_finished(uri, experiment_id, key) if cfg.autoencoder.reuse else None
         if found is None:
             return None
         log.info("reusing paths run %s (key %s)", found.info.run_id, key)
-        return {k: float(v) for k, v in found.data.metrics.items()} | {"reused": 1.0}
+        metrics = {k: float(v) for k, v in found.data.metrics.items()}
+        return PathsOutcome(found.info.run_id, metrics, reused=True)
 
     # One job per configuration at a time, as for the classifier: two sweeps on one store train
     # each configuration once (the second waits, then reuses).
@@ -243,20 +312,25 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> dict[st
 
 def _run_paths(
     cfg: DictConfig, outcome: ClassifierOutcome, experiment_id: str, key: str, resolved: dict
-) -> dict[str, float]:
+) -> PathsOutcome:
     from lstmpaths.autoencoder import resolve_precision
 
     ae, uri = cfg.autoencoder, cfg.tracking.uri
-    params = flatten({k: resolved[k] for k in ("data", "classifier", "autoencoder", "figures")})
+    imported = bool(outcome.prepared.models)  # no classifier of ours: its settings mean nothing
+    groups = ("data",) if imported else ("data", "classifier")
+    params = flatten({k: resolved[k] for k in (*groups, "autoencoder", "figures")})
     tags = {
         STAGE_TAG: "paths",
         KEY_TAG: key,
+        MODEL_TAG: outcome.model,
         "lstmpaths.classifier_run_id": outcome.run_id,
         "lstmpaths.classifier_key": outcome.key,
         "lstmpaths.data_source": str(cfg.data.source),
         **sweep_context(),
     }
     run_name = f"paths-{ae.activation}-k{ae.bottleneck}-noise{ae.noise}-seed{ae.seed}"
+    if imported:
+        run_name += f"-{outcome.model}"
     with (
         tracked_run(uri, experiment_id, run_name, tags, params) as run,
         tempfile.TemporaryDirectory() as tmp,
@@ -287,7 +361,7 @@ def _run_paths(
             run.info.run_id,
             ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
         )
-        return metrics
+        return PathsOutcome(run.info.run_id, metrics, reused=False)
 
 
 def _paths_files(

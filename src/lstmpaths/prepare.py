@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ class Prepared:
     data: SequenceSet
     split: Split
     maxlen: int
+    # data=activations: the models whose states the files hold (each stands in for a
+    # classifier run); empty when lstmpaths trains its own classifier
+    models: list = field(default_factory=list)
 
 
 # The last data a process prepared: parallel sweep workers (joblib/loky) run job after job in
@@ -41,8 +44,8 @@ def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
         if isinstance(data_cfg, DictConfig)
         else dict(data_cfg)
     )
-    path = Path(options["path"]) if options.get("path") else None
-    if path is not None and not path.is_file():
+    path = Path(options["path"]) if isinstance(options.get("path"), str) else None
+    if options.get("source") == "activations" or (path is not None and not path.is_file()):
         return _prepare(options)  # a folder (or a missing path): no cheap way to see a change
     stat = path.stat() if path is not None else None
     key = stable_hash([options, stat and (stat.st_size, stat.st_mtime_ns)])
@@ -54,6 +57,14 @@ def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
 
 
 def _prepare(options: dict) -> Prepared:
+    if setting(options, "source") == "activations":
+        from lstmpaths.activations import as_sequence_set, read_models
+
+        models = read_models(options.get("path"))
+        data = as_sequence_set(models)
+        return Prepared(
+            data, make_split(data, options), models[0].arrays["activations"].shape[1], models
+        )
     data = load_source(setting(options, "source"), options)
     split = make_split(data, options)
     return Prepared(data, split, padded_length(data, setting(options, "maxlen")))

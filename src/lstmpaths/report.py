@@ -170,7 +170,8 @@ def load_runs(uri: str, runs: list, cache: Path):
                 codes=codes,
                 metrics=dict(r.data.metrics),
                 extra=", ".join(f"{k} {params.get(f'autoencoder.{k}')}" for k in varying),
-                classifier_seed=params.get("classifier.seed", "?"),
+                model=r.data.tags.get("lstmpaths.model")
+                or f"seed {params.get('classifier.seed', '?')}",
             )
         )
         if n % 10 == 0 or n == len(runs):

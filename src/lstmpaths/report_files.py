@@ -157,7 +157,7 @@ def write_report(
         files.append(
             fig.cka_figure(
                 result.cka,
-                [f"LSTM seed {result.classifier_seeds[c]}" for c in result.classifiers],
+                [model_label(result.models[c]) for c in result.classifiers],
                 out / "cka_lstm_seeds.png",
             )
         )
@@ -167,9 +167,9 @@ def write_report(
                 [
                     {
                         "classifier_run_id": a,
-                        "classifier_seed": result.classifier_seeds[a],
+                        "model": result.models[a],
                         **{
-                            f"seed_{result.classifier_seeds[b]}": float(v)
+                            result.models[b].replace(" ", "_"): float(v)
                             for b, v in zip(result.classifiers, row, strict=True)
                         },
                     }
@@ -256,12 +256,17 @@ def _settings_section(result) -> list[str]:
     ]
 
 
+def model_label(model: str) -> str:
+    """'seed 8' (a classifier lstmpaths trained) -> 'LSTM seed 8'; a file's name as it is."""
+    return f"LSTM {model}" if model.startswith("seed ") else model
+
+
 def _named_section(result, named) -> list[str]:
     return [
         "## The named pairs",
         "",
         f"`dae_*`: across {len(result.groups['dae'])} DAE seeds of {result.primary} on one "
-        f"classifier (seed {result.classifier_seeds[result.main_classifier]}). "
+        f"classifier ({result.models[result.main_classifier]}). "
         "`settings_*`: across every setting and seed on that classifier. `lstm_*`: every run of "
         f"{result.primary} over the retrained classifiers (each a new LSTM and a new "
         "autoencoder); `lstm_100d_*`: the same pair in the retrained LSTMs' own 100-D "

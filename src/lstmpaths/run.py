@@ -57,6 +57,8 @@ def silence_library_noise() -> None:
 
 
 def run_job(cfg: DictConfig) -> float:
+    """One job: the classifier stage, then (stage=paths) the projection stage, for lstmpaths'
+    own LSTM or for each activation file the user brought. Returns the sweep's objective."""
     import torch
 
     from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
@@ -77,32 +79,63 @@ def run_job(cfg: DictConfig) -> float:
     torch.set_num_threads(threads)
     log.info("torch threads: %s", why)
     mlflow_client = client(cfg.tracking.uri)
-    reap_dead_runs(mlflow_client, ensure_experiment(cfg.tracking.uri, cfg.tracking.experiment))
+    experiment_id = ensure_experiment(cfg.tracking.uri, cfg.tracking.experiment)
+    reap_dead_runs(mlflow_client, experiment_id)
     prepared = prepare_data(cfg.data)
     if not in_sweep:
         preflight(cfg, prepared)
-    outcome = run_classifier_stage(cfg, prepared)
-    print(
-        f"classifier run {outcome.run_id} ({'reused' if outcome.reused else 'trained'}): "
-        f"test_acc {outcome.metrics.get('test_acc', float('nan')):.4f}"
-    )
-    if cfg.stage == "classifier":
-        return float(outcome.metrics.get("test_acc", float("nan")))
-    metrics = run_projection_stage(cfg, outcome)
-    if metrics.get("reused"):
-        print("paths: reused a FINISHED run with the same configuration")
-    print(
-        f"paths: trustworthiness {metrics['trustworthiness']:.3f} (PCA {metrics['pca_trustworthiness']:.3f}), "
-        f"continuity {metrics['continuity']:.3f} (PCA {metrics['pca_continuity']:.3f}), "
-        f"recon_mse_val {metrics['recon_mse_val']:.4g}"
-    )
-    if _in_multirun():
+    objectives, run_ids = [], []
+    for model in prepared.models or [None]:  # data=activations: one pass per model's file
+        outcome = run_classifier_stage(cfg, prepared, model)
+        run_ids.append(outcome.run_id)
+        if model is not None:
+            how = "reused" if outcome.reused else f"imported from {model.path}"
+            print(f"activations run {outcome.run_id} ({model.name}, {how})")
+        else:
+            print(
+                f"classifier run {outcome.run_id} ({'reused' if outcome.reused else 'trained'}): "
+                f"test_acc {outcome.metrics.get('test_acc', float('nan')):.4f}"
+            )
+        if cfg.stage == "classifier":
+            objectives.append(outcome.metrics.get("test_acc", float("nan")))
+            continue
+        paths = run_projection_stage(cfg, outcome)
+        run_ids.append(paths.run_id)
+        m = paths.metrics
+        if paths.reused:
+            print("paths: reused a FINISHED run with the same configuration")
+        print(
+            f"paths run {paths.run_id}: "
+            f"trustworthiness {m['trustworthiness']:.3f} (PCA {m['pca_trustworthiness']:.3f}), "
+            f"continuity {m['continuity']:.3f} (PCA {m['pca_continuity']:.3f}), "
+            f"recon_mse_val {m['recon_mse_val']:.4g}"
+        )
+        objectives.append(m["trustworthiness"])
+    if in_sweep:
         from lstmpaths.sweep import report_progress
 
         line = report_progress(cfg.tracking.uri)
         if line:
             print(line, flush=True)
-    return float(metrics["trustworthiness"])
+    else:
+        print(where_to_look(cfg.tracking.uri, experiment_id, run_ids, cfg.stage))
+    return float(sum(objectives) / len(objectives))
+
+
+def where_to_look(uri: str, experiment_id: str, run_ids: list[str], stage: str) -> str:
+    """The end of a job: where its figures lie on disk and the command that opens the UI."""
+    from lstmpaths.tracking import client, local_artifact_folder, ui_pointer
+
+    mlflow_client = client(uri)
+    last = run_ids[-1]
+    lines = []
+    figures = local_artifact_folder(mlflow_client, last, "figures")
+    if figures is not None:
+        what = "confusion matrix" if stage == "classifier" else "figures"
+        lines.append(f"{what}: {figures}")
+    command, page = ui_pointer(uri, experiment_id, last)
+    lines += [f"MLflow UI: {command}", f"  then open {page}"]
+    return "\n".join(lines)
 
 
 def _in_multirun() -> bool:
@@ -135,6 +168,24 @@ def _hydra_main(cfg: DictConfig) -> float:
             print(f"lstmpaths-run: error: {message}", file=sys.stderr)
             sys.exit(2)
         raise
+
+
+def sweep_pointers(outcome) -> str:
+    """The end of a sweep: its parent run, the report command on it, the UI."""
+    from lstmpaths.tracking import default_tracking_uri, ui_pointer
+
+    bin_dir = Path(sys.executable).parent
+    store = "" if outcome.uri == default_tracking_uri() else f" --tracking-uri {outcome.uri}"
+    experiment = "" if outcome.experiment == "lstmpaths" else f" --experiment {outcome.experiment}"
+    command, page = ui_pointer(outcome.uri, outcome.experiment_id, outcome.parent_id)
+    return "\n".join(
+        [
+            f"sweep run {outcome.parent_id}: {outcome.finished} of {outcome.total} jobs finished",
+            f"report: {bin_dir / 'lstmpaths-report'} --parent {outcome.parent_id}{store}{experiment}",
+            f"MLflow UI: {command}",
+            f"  then open {page}",
+        ]
+    )
 
 
 def user_config_dirs(args: list[str]) -> list[Path]:
@@ -200,6 +251,8 @@ def main() -> None:
         )
         sys.exit(130)
     outcome = sweep.LAST_SWEEP
+    if outcome is not None:
+        print(sweep_pointers(outcome))
     if outcome is not None and outcome.failed:
         print(
             f"lstmpaths-run: {outcome.failed} of {outcome.total} sweep jobs failed (sweep run "

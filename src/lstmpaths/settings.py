@@ -115,7 +115,7 @@ RULES: dict[str, Rule] = {
     "jobs": positive_int(),
     # data (the union of every source's keys; each source reads its own)
     "data.source": Rule(choices=SOURCES),
-    "data.path": Rule(str, nullable=True),
+    "data.path": ANY_OR_NULL,  # text; data=activations: a list too (each source checks its own)
     "data.quirk": Rule(choices=QUIRKS),
     "data.on_bad_file": Rule(choices=ON_BAD_FILE),
     "data.max_file_mb": positive(),
@@ -142,7 +142,9 @@ RULES: dict[str, Rule] = {
     # classifier
     "classifier.net._target_": TEXT,
     "classifier.net.hidden_size": positive_int(),
-    "classifier.net.num_layers": positive_int(),
+    "classifier.net.num_layers": Rule(int, low=1, high=3),
+    "classifier.net.cell": Rule(choices=("lstm", "gru")),
+    "classifier.net.layer": positive_int(nullable=True),
     "classifier.lr": positive(),
     "classifier.batch_size": positive_int(),
     "classifier.max_epochs": positive_int(),

@@ -16,7 +16,7 @@ from lstmpaths.data import (
 from lstmpaths.errors import ConfigError
 from lstmpaths.synthetic import generate
 
-SOURCES = ("auslan", "synthetic", "uea")
+SOURCES = ("auslan", "synthetic", "uea", "activations")
 PLANTED = (
     "n_extension_pairs",
     "n_near_twins",
@@ -35,8 +35,14 @@ def setting(options: Mapping, key: str):
 
 
 def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
-    """Load `source` ("auslan" | "synthetic" | "uea") with the options of its data config."""
+    """Load `source` ("auslan" | "synthetic" | "uea" | "activations") with the options of its data config."""
     opts = dict(options or {})
+    if source == "activations":
+        from lstmpaths.activations import as_sequence_set, read_models
+
+        return as_sequence_set(read_models(opts.get("path")))
+    if source in ("auslan", "uea") and opts.get("path") and not isinstance(opts["path"], str):
+        raise ConfigError(f"data.path={opts['path']!r}: the {source} source reads one path")
     if source in ("auslan", "uea") and not opts.get("path"):
         what = "tctodd.tar.gz (or its folder)" if source == "auslan" else "a *_TRAIN.ts file"
         hint = ", or run `lstmpaths-data download auslan --dest DIR`" if source == "auslan" else ""

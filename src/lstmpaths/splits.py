@@ -102,11 +102,18 @@ def session_split(
 
 
 def given_split(data: SequenceSet, val_size: float, seed: int) -> Split:
-    """For sources that come split (UEA TRAIN/TEST files): validation carved from train."""
+    """For sources that come split (UEA TRAIN/TEST files, activation files with `part`): their
+    own validation part if they have one, else validation carved from train."""
     if data.given_part is None:
-        raise ConfigError(
-            f"data.split=given: the {data.source} source does not come split; use reference or session"
+        what = (
+            "these activations have no `part` array"
+            if data.source == "activations"
+            else (f"the {data.source} source does not come split")
         )
+        raise ConfigError(f"data.split=given: {what}; use data.split=reference or session")
+    if (data.given_part == "val").any():
+        part = data.given_part
+        return Split(*(np.flatnonzero(part == p) for p in ("train", "val", "test")))
     if isinstance(val_size, bool) or not isinstance(val_size, int | float) or not 0 < val_size < 1:
         raise ConfigError(f"data.val_size={val_size!r}: give a fraction in (0, 1)")
     train_all = np.flatnonzero(data.given_part == "train")

@@ -111,6 +111,9 @@ class SweepOutcome:
     total: int
     finished: int = 0
     failed: int = 0
+    uri: str = ""
+    experiment: str = ""
+    experiment_id: str = ""
 
 
 # The sweep this process is running (its parent run), and how the last one ended.
@@ -240,5 +243,13 @@ class MlflowSweepCallback(Callback):
         mlflow_client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
         total_file = sweep_dir / TOTAL_FILE
         total = int(total_file.read_text()) if total_file.is_file() else finished + failed
-        LAST_SWEEP = SweepOutcome(parent_id, max(total, finished + failed), finished, failed)
+        LAST_SWEEP = SweepOutcome(
+            parent_id,
+            max(total, finished + failed),
+            finished,
+            failed,
+            str(config.tracking.uri),
+            str(config.tracking.experiment),
+            run.info.experiment_id,
+        )
         ACTIVE.clear()

@@ -32,7 +32,35 @@ EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_dev
 
 
 def default_tracking_uri() -> str:
-    return f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
+    """MLflow's own convention first ($MLFLOW_TRACKING_URI), else the project's SQLite store."""
+    return (
+        os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
+    )
+
+
+def local_artifact_folder(mlflow_client, run_id: str, subfolder: str = "") -> Path | None:
+    """A run's artifact folder on this machine's disk (None when the store keeps artifacts
+    elsewhere, e.g. behind a server, or the folder does not exist)."""
+    from urllib.parse import unquote, urlparse
+
+    location = mlflow_client.get_run(run_id).info.artifact_uri
+    if not location.startswith("file:"):
+        return None
+    folder = Path(unquote(urlparse(location).path)) / subfolder
+    return folder if folder.is_dir() else None
+
+
+def ui_pointer(uri: str, experiment_id: str, run_id: str | None = None) -> tuple[str, str]:
+    """(the command that opens the MLflow UI on this store, the page of `run_id` in it)."""
+    import sys
+
+    page = f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri.rstrip('/')}", f"{uri.rstrip('/')}/{page}"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    command = f"{mlflow} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return command, f"http://127.0.0.1:5000/{page}"
 
 
 def store_folder(uri: str, state_dir: str | None = None) -> Path:
