@@ -11,7 +11,7 @@ PYTHON ?= python3
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: demo test lint install clean ui bench install-cluster test-cluster gallery
+.PHONY: demo test lint install clean ui dashboard bench install-cluster test-cluster gallery
 
 CLUSTER_VENV := .venv-cluster
 CLUSTER_STAMP := $(CLUSTER_VENV)/.installed-stamp
@@ -57,9 +57,14 @@ bench: $(STAMP)
 gallery: $(STAMP)
 	$(BIN)/python docs/make_gallery.py
 
-# The MLflow UI on the project's store, bound to loopback only.
+# The MLflow UI on the project's store ($MLFLOW_TRACKING_URI when set), bound to loopback only.
 ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} --host 127.0.0.1 --port 5000
+
+# optuna-dashboard on the tune sweep's study (beside the default store), loopback only.
+OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlruns/optuna.db
+dashboard: $(STAMP)
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 $(OPTUNA_STORAGE)
 
 clean:
 	rm -rf $(VENV) $(CLUSTER_VENV) .pytest_cache .ruff_cache

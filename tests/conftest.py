@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Every test names its own store; a developer's own default store must not leak into them.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 # The commands as a user runs them (README): the end-to-end tests start these, never `make`.
 BIN = REPO / ".venv" / "bin"
 RUN = str(BIN / "lstmpaths-run")

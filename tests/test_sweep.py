@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from conftest import RUN
+from conftest import BIN, REPORT, RUN, free_port
 
 
 @pytest.mark.slow
@@ -30,7 +32,13 @@ def test_smoke_sweep_parent_children_and_resume(smoke_sweep: dict) -> None:
     assert {c.data.params["autoencoder.activation"] for c in paths} == {"linear", "tanh"}
     assert {c.data.tags["lstmpaths.sweep_id"] for c in paths} == {"sweep"}
     assert all("autoencoder.seed=" in c.data.tags["lstmpaths.overrides"] for c in paths)
-    assert "[sweep] 4/4 jobs done" in smoke_sweep["first"].stdout  # progress over the sweep
+    first = smoke_sweep["first"].stdout
+    assert f"[sweep] {'█' * 20} 4/4 jobs done" in first  # progress over the sweep
+    assert f"[sweep] {'█' * 5}{'░' * 15} 1/4 jobs done" in first
+    # the sweep's last lines: its parent run and the report to run on it
+    uri = smoke_sweep["uri"]
+    assert f"sweep run {parent.info.run_id}: 4 of 4 jobs finished" in first
+    assert f"report: {REPORT} --parent {parent.info.run_id} --tracking-uri {uri}" in first
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -102,3 +110,44 @@ def test_optuna_tune_continues_the_stored_study(tmp_path: Path) -> None:
         "autoencoder.batch_size",
         "autoencoder.widths",
     } == set(study.best_params)
+    # the study's pictures and its best trial on the sweep's parent run (the same parent twice)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("lstmpaths")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert figures == {
+        "optuna/optuna_optimization_history.png",
+        "optuna/optuna_param_importances.png",
+        "optuna/optuna_parallel_coordinate.png",
+    }
+    assert parent.data.metrics["best_trustworthiness"] == pytest.approx(study.best_value)
+    assert parent.data.tags["lstmpaths.best.autoencoder.lr"] == str(
+        study.best_params["autoencoder.lr"]
+    )
+    # `make dashboard`'s command serves the same study
+    port = free_port()
+    dashboard = subprocess.Popen(
+        [
+            str(BIN / "optuna-dashboard"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            f"sqlite:///{tmp_path}/optuna.db",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        body = ""
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert '"study_name": "tune-synthetic"' in body.replace('":"', '": "')
+    finally:
+        dashboard.terminate()
+        dashboard.wait(10)

@@ -17,7 +17,7 @@ from torch import nn
 
 from lstmpaths.devices import Device, native_bf16, resolve_device, to_numpy
 from lstmpaths.errors import ConfigError
-from lstmpaths.training import BestWeights, VectorBatches, fit
+from lstmpaths.training import BestWeights, EpochProgress, VectorBatches, fit
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -226,7 +226,18 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray, device: Device | None
     )
     trainer = L.Trainer(
         max_epochs=int(ae.max_epochs),
-        callbacks=[stop, best],
+        callbacks=[
+            stop,
+            best,
+            EpochProgress(
+                "autoencoder",
+                int(ae.max_epochs),
+                "epoch/val_mse",
+                int(ae.patience),
+                float(ae.min_delta),
+                lines=4,
+            ),
+        ],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,

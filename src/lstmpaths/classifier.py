@@ -348,7 +348,7 @@ def fit_classifier(
         callbacks=[
             EarlyStopping(monitor="epoch/val_loss", patience=int(clf.patience), mode="min"),
             checkpoint,
-            EpochProgress(int(clf.max_epochs)),
+            EpochProgress("classifier", int(clf.max_epochs), "epoch/val_loss", int(clf.patience)),
         ],
         logger=logger or False,
         gradient_clip_val=float(clf.grad_clip) or None,

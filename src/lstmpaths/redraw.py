@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("run_id", help="the paths run (MLflow run id)")
     parser.add_argument("overrides", nargs="*", help="figures.<key>=<value> presentation settings")
-    parser.add_argument("--tracking-uri", default=None, help="default: the project's mlruns/")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="default: $MLFLOW_TRACKING_URI, else the project's mlruns/",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_intermixed_args(argv)  # overrides before or after --tracking-uri
     silence_library_noise()

@@ -331,7 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default="lstmpaths", help="MLflow experiment name")
     parser.add_argument("--parent", help="only the runs of this sweep (its parent run id)")
     parser.add_argument("--out", type=Path, help="report folder (default reports/<experiment>)")
-    parser.add_argument("--tracking-uri", default=None, help="default: the project's mlruns/")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="default: $MLFLOW_TRACKING_URI, else the project's mlruns/",
+    )
     parser.add_argument("--k", type=int, default=3, help="nearest signs that count as related")
     parser.add_argument("--distance", choices=["path", "last"], default="path")
     parser.add_argument("--no-log", action="store_true", help="do not log a report run")

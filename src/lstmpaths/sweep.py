@@ -68,7 +68,8 @@ def planned_jobs(config: DictConfig) -> int:
 
 
 def report_progress(uri: str) -> str | None:
-    """'[sweep] 12/36 jobs done, ~9 min left' for a job that just ended (None outside a sweep).
+    """'[sweep] ███████░░░░ 12/36 jobs done, ~9 min left' for a job that just ended (None outside
+    a sweep).
 
     Counts the parent's children that have ended (FINISHED, FAILED, KILLED) in MLflow, so it is
     right whatever process or machine ran them; the ETA is elapsed time / done x remaining.
@@ -96,11 +97,17 @@ def report_progress(uri: str) -> str | None:
     )
     done = len(newest_per_key(ended))  # a configuration re-run after Ctrl-C counts once
     total = max(total, done)  # a continued Optuna study keeps its earlier trials
-    line = f"[sweep] {done}/{total or '?'} jobs done"
+    line = f"[sweep] {progress_bar(done, total)} {done}/{total or '?'} jobs done"
     if total and 0 < done < total:
         elapsed = time.time() - parent.info.start_time / 1000
         line += f", ~{elapsed / done * (total - done) / 60:.0f} min left"
     return line
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """'█████░░░░░' for done of total (a plain line: sweep jobs share one output)."""
+    filled = round(width * done / total) if total else 0
+    return "█" * filled + "░" * (width - filled)
 
 
 @dataclass
@@ -156,6 +163,29 @@ def end_interrupted_sweep(wait_s: float = 20.0) -> str | None:
     mlflow_client.set_terminated(parent_id, "KILLED")
     ACTIVE.clear()
     return f"sweep run {parent_id} and {closed} unfinished job run(s)"
+
+
+def log_study(study, target_name: str) -> None:
+    """The tune sweep's study on its parent run: figures, the best value and parameters, and
+    where the study lives (for optuna-dashboard)."""
+    import tempfile
+
+    import optuna
+
+    from lstmpaths.tracking import client
+    from lstmpaths.tuning import draw_study_figures
+
+    if not ACTIVE:
+        return
+    mlflow_client, parent_id = client(ACTIVE["uri"]), ACTIVE["parent_id"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in draw_study_figures(study, Path(tmp), target_name):
+            mlflow_client.log_artifact(parent_id, str(path), "optuna")
+    mlflow_client.set_tag(parent_id, "lstmpaths.optuna_study", study.study_name)
+    if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        mlflow_client.log_metric(parent_id, f"best_{target_name}", study.best_value)
+        for name, value in study.best_params.items():
+            mlflow_client.set_tag(parent_id, f"lstmpaths.best.{name}", str(value))
 
 
 class MlflowSweepCallback(Callback):

@@ -1,4 +1,4 @@
-"""Lightning helpers both trainings share: an interrupt-safe `fit`, epoch progress lines,
+"""Lightning helpers both trainings share: an interrupt-safe `fit`, epoch progress (a bar or lines),
 best weights kept in memory, and index-sliced batches over an in-memory array."""
 
 from __future__ import annotations
@@ -24,26 +24,83 @@ def fit(trainer, *args, **kwargs) -> None:
         raise
 
 
-class EpochProgress(Callback):
-    """Prints one line every few epochs (never a progress bar that floods multirun logs)."""
+def in_multirun() -> bool:
+    """True inside a Hydra multirun job (several jobs may share one terminal)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    def __init__(self, max_epochs: int) -> None:
-        self.max_epochs = max_epochs
-        self.every = max(1, max_epochs // 20)
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+class EpochProgress(Callback):
+    """A training's progress in epochs, with the metric early stopping watches.
+
+    On a terminal (one job): a tqdm bar whose ETA counts to max_epochs, and beside it the best
+    value so far and how many more epochs without progress end the training early. Elsewhere
+    (CI logs, sweeps, whose jobs share one output): `lines` plain lines over max_epochs at most.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        max_epochs: int,
+        monitor: str,
+        patience: int,
+        min_delta: float = 0.0,
+        lines: int = 20,
+        bar: bool | None = None,
+    ) -> None:
+        self.what, self.max_epochs, self.monitor = what, max_epochs, monitor
+        self.patience, self.min_delta = patience, min_delta
+        self.bar = (sys.stderr.isatty() and not in_multirun()) if bar is None else bar
+        self.every = max(1, max_epochs // lines)
+        self.best, self.since_best = float("inf"), 0
         self.started = time.perf_counter()
+        self.tqdm = None
+
+    def on_train_start(self, trainer, pl_module) -> None:  # noqa: ARG002
+        self.started = time.perf_counter()
+        if self.bar:
+            from tqdm import tqdm
+
+            self.tqdm = tqdm(
+                total=self.max_epochs, desc=self.what, unit="epoch", file=sys.stderr, leave=True
+            )
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ARG002
+        if trainer.sanity_checking:
+            return
+        value = float(trainer.callback_metrics.get(self.monitor, float("nan")))
+        if value < self.best - self.min_delta:
+            self.best, self.since_best = value, 0
+        else:
+            self.since_best += 1
         epoch = trainer.current_epoch + 1
+        name = self.monitor.split("/")[-1]
+        # early stopping ends the training after `patience` epochs without a better value
+        watch = f"{name} {value:.4g}, best {self.best:.4g}, patience left {self.patience - self.since_best}"
+        if self.tqdm is not None:
+            self.tqdm.set_postfix_str(watch, refresh=False)
+            self.tqdm.update(1)
+            return
         if epoch % self.every and epoch != 1:
             return
-        m = trainer.callback_metrics
         elapsed = time.perf_counter() - self.started
+        left = elapsed / epoch * (self.max_epochs - epoch)
         print(
-            f"  epoch {epoch}/{self.max_epochs}  val_loss {float(m.get('epoch/val_loss', float('nan'))):.4f}"
-            f"  val_acc {float(m.get('epoch/val_acc', float('nan'))):.3f}  ({elapsed:.0f} s)",
+            f"  {self.what} epoch {epoch}/{self.max_epochs}  {watch}  {elapsed:.0f} s, "
+            f"at most {left:.0f} s left",
             file=sys.stderr,
             flush=True,
         )
+
+    def on_train_end(self, trainer, pl_module) -> None:  # noqa: ARG002
+        if self.tqdm is not None:
+            self.tqdm.close()
+            self.tqdm = None
+
+    def on_exception(self, trainer, pl_module, exception) -> None:  # noqa: ARG002
+        self.on_train_end(trainer, pl_module)
 
 
 class BestWeights(Callback):

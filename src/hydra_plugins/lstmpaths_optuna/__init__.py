@@ -8,6 +8,7 @@ database so that re-running the same line continues the same study.
 
 import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,17 @@ class OptunaSweeper(Sweeper):
                     study.tell(trial, value)
             job_idx += len(batch)
             remaining -= len(batch)
+        from lstmpaths.sweep import log_study
+
+        # the value each job returns: trustworthiness of its paths, or the classifier's accuracy
+        target = (
+            "test_acc"
+            if self.config and self.config.get("stage") == "classifier"
+            else ("trustworthiness")
+        )
+        log_study(study, target)
+        dashboard = Path(sys.executable).parent / "optuna-dashboard"
+        print(f"optuna study {self.study_name}: {dashboard} --host 127.0.0.1 {self.storage}")
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if complete:
             log.info(
