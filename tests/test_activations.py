@@ -97,6 +97,9 @@ def test_own_gru_states_through_a_dae_sweep_and_the_report(tmp_path: Path) -> No
     assert len(paths) == 6 and all(r.info.status == "FINISHED" for r in paths)
     (parent,) = client.search_runs([exp.experiment_id], "tags.`lstmpaths.stage` = 'sweep'")
     assert f"{REPORT} --parent {parent.info.run_id}" in sweep.stdout  # where to go next
+    # progress counts jobs (3), not the paths runs (2 models each)
+    assert f"[sweep] {'█' * 20} 3/3 jobs done" in sweep.stdout
+    assert "4/4 jobs done" not in sweep.stdout and "6/6" not in sweep.stdout
 
     out = tmp_path / "report"
     report = subprocess.run(

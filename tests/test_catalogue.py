@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import RUN, tsd_text, write_tar
@@ -86,11 +87,28 @@ def _empty_dir(tmp: Path) -> str:
     return str(tmp / "empty")
 
 
+def _npz_without_part(tmp: Path) -> str:
+    rng = np.random.default_rng(0)
+    np.savez(tmp / "mine.npz", activations=rng.normal(size=(6, 4, 3)), labels=np.arange(6) % 2)
+    return str(tmp / "mine.npz")
+
+
 # case id -> (overrides given tmp, text the one-line message must contain)
 CASES = {
     "unknown data source": (lambda t: ["data.source=nope"], "data.source"),
-    "unknown data group": (lambda t: ["data=nope"], "choose one of auslan, synthetic, uea"),
+    "unknown data group": (
+        lambda t: ["data=nope"],
+        "choose one of activations, auslan, synthetic, uea",
+    ),
     "missing data path": (lambda t: ["data=auslan", f"data.path={t}/none.tar.gz"], "none.tar.gz"),
+    "activations glob matching nothing": (
+        lambda t: ["data=activations", f"data.path={t}/*.npz"],
+        "data.path: ",
+    ),
+    "activations without a part, split=given": (
+        lambda t: ["data=activations", f"data.path={_npz_without_part(t)}"],
+        "data.split=given: these activations have no `part` array; use data.split=reference",
+    ),
     "empty data folder": (lambda t: ["data=auslan", f"data.path={_empty_dir(t)}"], "empty"),
     "truncated archive": (lambda t: ["data=auslan", f"data.path={_truncated(t)}"], "cut.tar.gz"),
     "member escaping (..)": (

@@ -37,7 +37,7 @@ def test_smoke_sweep_parent_children_and_resume(smoke_sweep: dict) -> None:
     assert f"[sweep] {'█' * 5}{'░' * 15} 1/4 jobs done" in first
     # the sweep's last lines: its parent run and the report to run on it
     uri = smoke_sweep["uri"]
-    assert f"sweep run {parent.info.run_id}: 4 of 4 jobs finished" in first
+    assert f"sweep run {parent.info.run_id}: 4 runs finished, 0 failed" in first
     assert f"report: {REPORT} --parent {parent.info.run_id} --tracking-uri {uri}" in first
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=900)

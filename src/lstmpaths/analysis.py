@@ -48,6 +48,7 @@ class PathsRun:
     metrics: dict[str, float] = field(default_factory=dict)
     extra: str = ""  # other autoencoder settings that vary within the report, as text
     model: str = "?"  # the classifier's name in the report: "seed 8", or an activation file's
+    network: str = "LSTM"  # what made the activations: LSTM, GRU, or "network" (a user's own)
 
     @property
     def setting(self) -> str:
@@ -135,6 +136,8 @@ class Analysis:
     main_classifier: str
     classifiers: list[str]
     models: dict[str, str]  # classifier run id -> its name (PathsRun.model)
+    network: str  # the main classifier's kind of network (PathsRun.network)
+    width: int  # units of the main classifier's activations (the "100-D" of the study)
     groups: dict[str, list[str]]  # group -> run ids
     frequencies: dict[str, dict[str, Frequencies]]  # group -> relation -> frequencies
     per_setting: dict[str, Frequencies]  # setting -> how often pairs are related
@@ -174,8 +177,10 @@ def analyse(
     setting_rows = [_setting_row(s, runs, geo, high_rel, opts) for s in settings]
 
     primary = _primary_setting(runs)
-    main_classifier = max(
-        classifiers, key=lambda c: sum(r.classifier_id == c and r.setting == primary for r in runs)
+    models = {r.classifier_id: r.model for r in runs}
+    main_classifier = max(  # the most runs of the primary setting; ties: the first model by name
+        sorted(classifiers, key=models.get),
+        key=lambda c: sum(r.classifier_id == c and r.setting == primary for r in runs),
     )
     groups = _groups(runs, primary, main_classifier)
     frequencies: dict[str, dict[str, Frequencies]] = {
@@ -203,7 +208,9 @@ def analyse(
         primary=primary,
         main_classifier=main_classifier,
         classifiers=classifiers,
-        models={r.classifier_id: r.model for r in runs},
+        models=models,
+        network=next(r.network for r in runs if r.classifier_id == main_classifier),
+        width=int(activations[main_classifier].shape[-1]),
         groups={k: [r.run_id for r in v] for k, v in groups.items()},
         frequencies=frequencies,
         per_setting={

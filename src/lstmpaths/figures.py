@@ -484,7 +484,7 @@ def aligned_small_multiples(
     return _save(fig, path)
 
 
-def cka_figure(cka: np.ndarray, names: list[str], path: Path) -> Path:
+def cka_figure(cka: np.ndarray, names: list[str], path: Path, network: str = "LSTM") -> Path:
     """Linear CKA between the classifiers' activations, annotated."""
     n = len(names)
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.1 * n + 1.5))
@@ -494,12 +494,18 @@ def cka_figure(cka: np.ndarray, names: list[str], path: Path) -> Path:
     for i in range(n):
         for j in range(n):
             ax.text(j, i, f"{cka[i, j]:.3f}", ha="center", va="center", fontsize=9, color="w")
-    ax.set_title("Linear CKA of LSTM activations across retrains (same inputs)")
+    ax.set_title(f"Linear CKA of {network} activations across retrains (same inputs)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     return _save(fig, path)
 
 
 # --- every figure of one paths run -------------------------------------------------------------
+
+
+def network_name(source: str | None, cell: str | None) -> str:
+    """What made the projected activations, for titles and the report: LSTM or GRU (the
+    classifier lstmpaths trains), or "network" (activations a user brought)."""
+    return "network" if source == "activations" else str(cell or "lstm").upper()
 
 
 @dataclass
@@ -516,6 +522,7 @@ class PathsView:
     desc: str  # "linear bottleneck, noise 0.1, seed 0"
     hand_ratios: np.ndarray | None = None  # None: not two-glove data
     hand_threshold: float = 0.25
+    network: str = "LSTM"  # network_name of the activations
 
     @classmethod
     def of_run(
@@ -525,6 +532,7 @@ class PathsView:
         autoencoder: Mapping,
         hand_ratios: np.ndarray | None = None,
         hand_threshold: float = 0.25,
+        network: str = "LSTM",
     ) -> PathsView:
         """A paths run's view: `arrays` as stored (`paths.npz` or the classifier's
         `activations.npz`: labels, predictions, part, ids, class names), the run's autoencoder
@@ -540,6 +548,7 @@ class PathsView:
             desc=f"{ae['activation']} bottleneck, noise {ae['noise']}, seed {ae['seed']}",
             hand_ratios=hand_ratios,
             hand_threshold=hand_threshold,
+            network=network,
         )
 
 
@@ -558,7 +567,7 @@ def draw_paths_figures(
     files = [
         paths_figure(
             codes, labels, names, out / "paths.png",
-            f"LSTM activations: {len(train)} training paths ({desc})", log1p,
+            f"{view.network} activations: {len(train)} training paths ({desc})", log1p,
         ),
         last_step_figure(
             codes, labels, names, out / "last_step.png",
@@ -604,7 +613,7 @@ def draw_paths_figures(
         files.append(
             interactive_paths(
                 view.codes, view.labels, view.predictions, view.ids, names, out / "paths.html",
-                f"LSTM paths, all {len(view.ids)} sequences ({desc})", log1p,
+                f"{view.network} paths, all {len(view.ids)} sequences ({desc})", log1p,
             )
         )  # fmt: skip
     return files

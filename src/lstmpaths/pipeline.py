@@ -377,8 +377,9 @@ def _paths_files(
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     files.append(out / "config.yaml")
     started = time.perf_counter()  # the figures (lstmpaths-redraw draws them again later)
+    network = fig.network_name(cfg.data.source, cfg.classifier.net.get("cell"))
     view = fig.PathsView.of_run(
-        arrays, projection.codes, ae, projection.hand_ratios, float(figs.hand_threshold)
+        arrays, projection.codes, ae, projection.hand_ratios, float(figs.hand_threshold), network
     )
     groups = sign_groups(figs.get("groups"), view.class_names, data.truth)
     files += fig.draw_paths_figures(view, groups, presentation(figs), out)

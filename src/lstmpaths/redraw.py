@@ -79,7 +79,12 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
         arrays = {k: z[k] for k in z.files}
     ids = [str(s) for s in arrays["ids"]]
     ratios = _hand_ratios(uri, run_id, folder / "hands", ids)
-    view = fig.PathsView.of_run(arrays, arrays["codes"], ae, ratios, float(figs["hand_threshold"]))
+    network = fig.network_name(
+        config["data"].get("source"), config.get("classifier", {}).get("net", {}).get("cell")
+    )
+    view = fig.PathsView.of_run(
+        arrays, arrays["codes"], ae, ratios, float(figs["hand_threshold"]), network
+    )
     truth = None
     if figs.get("groups") is None:  # synthetic data: the planted relations name the groups
         truth = planted_truth(uri, run.data.tags["lstmpaths.classifier_run_id"], folder)

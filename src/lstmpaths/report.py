@@ -120,6 +120,7 @@ def load_runs(uri: str, runs: list, cache: Path):
     from mlflow.artifacts import download_artifacts
 
     from lstmpaths.analysis import PathsRun, Recordings
+    from lstmpaths.figures import network_name
 
     varying = [
         key
@@ -172,6 +173,7 @@ def load_runs(uri: str, runs: list, cache: Path):
                 extra=", ".join(f"{k} {params.get(f'autoencoder.{k}')}" for k in varying),
                 model=r.data.tags.get("lstmpaths.model")
                 or f"seed {params.get('classifier.seed', '?')}",
+                network=network_name(params.get("data.source"), params.get("classifier.net.cell")),
             )
         )
         if n % 10 == 0 or n == len(runs):

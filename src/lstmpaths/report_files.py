@@ -157,8 +157,9 @@ def write_report(
         files.append(
             fig.cka_figure(
                 result.cka,
-                [model_label(result.models[c]) for c in result.classifiers],
+                [model_label(result.models[c], result.network) for c in result.classifiers],
                 out / "cka_lstm_seeds.png",
+                result.network,
             )
         )
         files.append(
@@ -192,7 +193,7 @@ def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> st
     lines = _intro(result, runs, settings, title)
     lines += _settings_section(result)
     lines += _named_section(result, named)
-    lines += _dae_section(dae_pairs)
+    lines += _dae_section(result, dae_pairs)
     if len(result.classifiers) > 1:
         lines += _lstm_section(result, lstm_pairs)
     if result.truth is not None:
@@ -236,7 +237,7 @@ SETTING_COLUMNS = {
 }
 
 
-def _settings_section(result) -> list[str]:
+def _settings_section(result: Analysis) -> list[str]:
     rows = [
         {"setting": r["setting"], "runs": r["runs"]}
         | {label: _fmt(r[key], digits) for label, (key, digits) in SETTING_COLUMNS.items()}
@@ -248,17 +249,17 @@ def _settings_section(result) -> list[str]:
         "Stability compares every two DAE seeds of the same classifier: Procrustes disparity of "
         "the last-step points (0 = same shape), Jaccard of their 10 nearest points, Spearman "
         "correlation of the sign-distance matrices, Jaccard of each sign's k nearest signs. "
-        "Precision/recall vs 100-D: the 2-D relationships against the same relationships in the "
-        "LSTM's own activation space.",
+        f"Precision/recall vs 100-D: the 2-D relationships against the same relationships in the "
+        f"{result.network}'s own {result.width}-D activation space.",
         "",
         _md_table(rows),
         "",
     ]
 
 
-def model_label(model: str) -> str:
+def model_label(model: str, network: str) -> str:
     """'seed 8' (a classifier lstmpaths trained) -> 'LSTM seed 8'; a file's name as it is."""
-    return f"LSTM {model}" if model.startswith("seed ") else model
+    return f"{network} {model}" if model.startswith("seed ") else model
 
 
 def _named_section(result, named) -> list[str]:
@@ -268,24 +269,25 @@ def _named_section(result, named) -> list[str]:
         f"`dae_*`: across {len(result.groups['dae'])} DAE seeds of {result.primary} on one "
         f"classifier ({result.models[result.main_classifier]}). "
         "`settings_*`: across every setting and seed on that classifier. `lstm_*`: every run of "
-        f"{result.primary} over the retrained classifiers (each a new LSTM and a new "
-        "autoencoder); `lstm_100d_*`: the same pair in the retrained LSTMs' own 100-D "
-        "activations (no projection). `related_in_100d`: related in the main classifier's "
-        "activations.",
+        f"{result.primary} over the retrained classifiers (each a new {result.network} and a new "
+        f"autoencoder); `lstm_100d_*`: the same pair in the retrained {result.network}s' own "
+        f"{result.width}-D activations (no projection). `related_in_100d`: related in the main "
+        "classifier's activations.",
         "",
         _md_table(named),
         "",
     ]
 
 
-def _dae_section(dae_pairs) -> list[str]:
+def _dae_section(result: Analysis, dae_pairs) -> list[str]:
     robust = [p for p in dae_pairs if p["class"] == "robust"]
     fragile = [p for p in dae_pairs if p["class"] == "fragile"]
     artefacts = [p for p in robust if not p["related_in_100d"]]
     return [
         f"## Across DAE seeds: {len(robust)} robust and {len(fragile)} fragile pairs",
         "",
-        f"Of the robust pairs, {len(artefacts)} are not related in the LSTM's 100-D space: "
+        f"Of the robust pairs, {len(artefacts)} are not related in the {result.network}'s "
+        f"{result.width}-D space: "
         "stable, but made by the projection.",
         "",
         "Top robust pairs:",
@@ -308,18 +310,19 @@ def _lstm_section(result, lstm_pairs) -> list[str]:
     robust = [p for p in lstm_pairs if p["class"] == "robust"]
     cka = result.cka[np.triu_indices(len(result.cka), 1)]
     return [
-        f"## Across LSTM retrains ({len(result.classifiers)} classifiers)",
+        f"## Across {result.network} retrains ({len(result.classifiers)} classifiers)",
         "",
         f"Linear CKA between the classifiers' activations on the same inputs: mean "
         f"{np.mean(cka):.3f} (min {np.min(cka):.3f}, max {np.max(cka):.3f}).",
         "",
-        f"2-D pictures across LSTM seeds (same DAE seed, {result.lstm_pairs} run pairs): "
+        f"2-D pictures across {result.network}s (same DAE seed, {result.lstm_pairs} run pairs): "
         f"sign-distance Spearman {_fmt(ls['distance_spearman'])}, k-sign Jaccard "
-        f"{_fmt(ls['sign_jaccard'])}, Procrustes {_fmt(ls['procrustes'])}. In the 100-D "
+        f"{_fmt(ls['sign_jaccard'])}, Procrustes {_fmt(ls['procrustes'])}. In the "
+        f"{result.width}-D "
         f"activations themselves: Spearman {_fmt(hs['distance_spearman'])}, k-sign Jaccard "
         f"{_fmt(hs['sign_jaccard'])}.",
         "",
-        f"{len(robust)} pairs are robust across LSTM retrains. Top:",
+        f"{len(robust)} pairs are robust across {result.network} retrains. Top:",
         "",
         _md_table(robust[:15], PAIR_COLUMNS[:-1]),
         "",

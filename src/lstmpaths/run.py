@@ -114,7 +114,7 @@ def run_job(cfg: DictConfig) -> float:
     if in_sweep:
         from lstmpaths.sweep import report_progress
 
-        line = report_progress(cfg.tracking.uri)
+        line = report_progress(cfg.tracking.uri, len(prepared.models) or 1)
         if line:
             print(line, flush=True)
     else:
@@ -180,7 +180,8 @@ def sweep_pointers(outcome) -> str:
     command, page = ui_pointer(outcome.uri, outcome.experiment_id, outcome.parent_id)
     return "\n".join(
         [
-            f"sweep run {outcome.parent_id}: {outcome.finished} of {outcome.total} jobs finished",
+            f"sweep run {outcome.parent_id}: {outcome.finished} runs finished, "
+            f"{outcome.failed} failed",
             f"report: {bin_dir / 'lstmpaths-report'} --parent {outcome.parent_id}{store}{experiment}",
             f"MLflow UI: {command}",
             f"  then open {page}",

@@ -67,12 +67,12 @@ def planned_jobs(config: DictConfig) -> int:
     return total
 
 
-def report_progress(uri: str) -> str | None:
+def report_progress(uri: str, runs_per_job: int = 1) -> str | None:
     """'[sweep] ███████░░░░ 12/36 jobs done, ~9 min left' for a job that just ended (None outside
     a sweep).
 
-    Counts the parent's children that have ended (FINISHED, FAILED, KILLED) in MLflow, so it is
-    right whatever process or machine ran them; the ETA is elapsed time / done x remaining.
+    Counts the parent's paths runs that have ended (FINISHED, FAILED, KILLED) in MLflow, so it is
+    right whatever process or machine ran them (`runs_per_job`: one per activation file); the ETA is elapsed time / done x remaining.
     """
     import time
 
@@ -95,7 +95,8 @@ def report_progress(uri: str) -> str | None:
         "and attributes.status != 'RUNNING'",
         max_results=50000,
     )
-    done = len(newest_per_key(ended))  # a configuration re-run after Ctrl-C counts once
+    # a configuration re-run after Ctrl-C counts once; a job projects runs_per_job models
+    done = len(newest_per_key(ended)) // runs_per_job
     total = max(total, done)  # a continued Optuna study keeps its earlier trials
     line = f"[sweep] {progress_bar(done, total)} {done}/{total or '?'} jobs done"
     if total and 0 < done < total:

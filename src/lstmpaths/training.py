@@ -50,6 +50,10 @@ class EpochProgress(Callback):
         lines: int = 20,
         bar: bool | None = None,
     ) -> None:
+        if in_multirun():  # the jobs of a sweep share one output: say whose line it is
+            from hydra.core.hydra_config import HydraConfig
+
+            what = f"job {HydraConfig.get().job.num} {what}"
         self.what, self.max_epochs, self.monitor = what, max_epochs, monitor
         self.patience, self.min_delta = patience, min_delta
         self.bar = (sys.stderr.isatty() and not in_multirun()) if bar is None else bar
