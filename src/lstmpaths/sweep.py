@@ -101,7 +101,8 @@ def report_progress(uri: str, runs_per_job: int = 1) -> str | None:
     line = f"[sweep] {progress_bar(done, total)} {done}/{total or '?'} jobs done"
     if total and 0 < done < total:
         elapsed = time.time() - parent.info.start_time / 1000
-        line += f", ~{elapsed / done * (total - done) / 60:.0f} min left"
+        left = elapsed / done * (total - done)
+        line += f", ~{left / 60:.0f} min left" if left >= 90 else f", ~{left:.0f} s left"
     return line
 
 
