@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument(
         "--path",
         help="auslan: tctodd.tar.gz, a zip wrapping it, or the extracted folder "
-        "(default: $LSTMPATHS_AUSLAN); uea: one .ts file",
+        "(default: $LSTMPATHS_AUSLAN); uea: one .ts file; activations: an .npz file or a glob",
     )
     describe.add_argument(
         "--maxlen",
@@ -58,6 +58,8 @@ def _describe(args: argparse.Namespace) -> None:
     elif args.source == "uea":
         options["path"] = args.path
         options["split"] = "none"
+    elif args.source == "activations":
+        options["path"] = args.path
     if args.maxlen is not None:
         options["maxlen"] = args.maxlen
     with warnings.catch_warnings(record=True) as caught:
