@@ -11,7 +11,7 @@ PYTHON ?= python3
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: demo test lint install clean ui dashboard bench install-cluster test-cluster gallery
+.PHONY: demo test lint install clean ui dashboard bench validate install-cluster test-cluster gallery
 
 CLUSTER_VENV := .venv-cluster
 CLUSTER_STAMP := $(CLUSTER_VENV)/.installed-stamp
@@ -52,6 +52,10 @@ test-cluster: $(CLUSTER_STAMP)
 # Speed as ratios against plain PyTorch loops, measured in one run (not a test).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# The planted-truth check over {24, 48, 94} signs x {12, 27} recordings x 2 generator seeds.
+validate: $(STAMP)
+	$(BIN)/lstmpaths-validate
 
 # The README's gallery, from the newest real-data robustness job and report in mlruns/.
 gallery: $(STAMP)

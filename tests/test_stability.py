@@ -57,12 +57,13 @@ def test_relations_either_mutual_and_partners() -> None:
 
 
 def test_robust_choices_score_only_the_given_signs() -> None:
-    # 5 runs of a directed relation among 4 signs: 0 chose 1 in 5 runs, 2 chose 3 in 4,
-    # 3 chose 0 in 3 (< 80%), 1 chose 2 in 5 (but 1 is not among the scored signs)
+    # 10 runs of a directed relation among 4 signs: 0 chose 1 in 10, 2 chose 3 in 10, 3 chose 0
+    # in 9 (interval [0.60, 0.98]: not robust), 1 chose 2 in 10 (1 is not among the scored signs)
     counts = np.zeros((4, 4), dtype=int)
-    counts[0, 1], counts[2, 3], counts[3, 0], counts[1, 2] = 5, 4, 3, 5
-    assert st.robust_choices(counts, 5, {0, 2, 3}) == {(0, 1), (2, 3)}
-    assert st.robust_choices(counts, 5, {1}) == {(1, 2)}
+    counts[0, 1], counts[2, 3], counts[3, 0], counts[1, 2] = 10, 10, 9, 10
+    assert st.robust_choices(counts, 10, {0, 2, 3}) == {(0, 1), (2, 3)}
+    assert st.robust_choices(counts, 10, {1}) == {(1, 2)}
+    assert st.robust_choices(counts * 0 + 5, 5, {0, 1, 2, 3}) == set()  # 5 of 5: too few runs
 
 
 def test_jaccard_and_neighbour_jaccard() -> None:
@@ -125,15 +126,39 @@ def test_wilson_interval_hand_values() -> None:
 def test_pair_counts_classes_and_robust_pairs() -> None:
     r1 = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=bool)
     r2 = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]], dtype=bool)
-    counts = st.pair_counts([r1, r1, r1, r1, r2])
-    assert counts[0, 1] == 5 and counts[1, 2] == 4 and counts[0, 2] == 1
-    assert st.robust_pairs(counts, 5) == {(0, 1), (1, 2)}  # 5/5 and 4/5 = 0.8
-    assert [st.classify(f) for f in (1.0, 0.8, 0.6, 0.2, 0.0)] == [
-        "robust",
-        "robust",
-        "mixed",
-        "fragile",
-        "absent",
+    counts = st.pair_counts([r1] * 19 + [r2])
+    assert counts[0, 1] == 20 and counts[1, 2] == 19 and counts[0, 2] == 1
+    # 20 runs: 19 of 20 has the lower bound 0.764 >= 0.7, 18 of 20 only 0.699
+    assert st.robust_pairs(counts, 20) == {(0, 1), (1, 2)}
+    assert st.robust_pairs(st.pair_counts([r1] * 5), 5) == set()  # 5 of 5: [0.57, 1.00]
+
+
+@pytest.mark.parametrize(
+    ("count", "runs", "verdict"),
+    [
+        (10, 10, "robust"),  # [0.72, 1.00]
+        (9, 10, "undecided"),  # [0.60, 0.98]
+        (5, 10, "undecided"),  # [0.24, 0.76]
+        (4, 10, "fragile"),  # [0.17, 0.69]: below 0.7
+        (0, 10, "absent"),
+        (3, 3, "undecided"),  # [0.44, 1.00]: the old 3-seed "robust (3/3)"
+        (1, 3, "undecided"),  # [0.06, 0.79]
+        (14, 15, "robust"),  # [0.70, 0.99]
+    ],
+)
+def test_verdicts_rest_on_the_interval(count: int, runs: int, verdict: str) -> None:
+    assert st.classify(count, runs) == verdict
+
+
+def test_robust_count_is_the_fewest_runs_whose_interval_clears_the_bar() -> None:
+    assert [st.robust_count(n) for n in (3, 5, 8, 10, 12, 15, 20)] == [
+        None,
+        None,
+        None,
+        10,
+        12,
+        14,
+        19,
     ]
 
 
@@ -171,3 +196,95 @@ def test_recommendation_follows_the_numbers() -> None:
     rows = [row("tanh", 0.99, 0.90, 0.70, 0.5), row("linear", 0.98, 0.97, 0.95, 0.8)]
     line = recommend(rows)
     assert line.startswith("linear:") and "most faithful alone: tanh" in line
+
+
+# --- similarity of representations (literature metrics) against closed forms --------------
+
+
+def _orthogonal_centred(n: int, norms: list[float], seed: int = 0) -> np.ndarray:
+    """n x len(norms) centred columns, mutually orthogonal, with the given lengths."""
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(size=(n, len(norms) + 1))
+    q, _ = np.linalg.qr(raw - raw.mean(0))
+    return q[:, : len(norms)] * np.array(norms)
+
+
+def test_identical_and_rotated_representations() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    rotated = 2.5 * x @ rotation + 7.0  # rotated, scaled, shifted
+    for y in (x, rotated):
+        assert st.svcca(x, y) == pytest.approx(1.0, abs=1e-9)
+        assert st.pwcca(x, y) == pytest.approx(1.0, abs=1e-9)
+        assert st.angular_shape_distance(x, y) == pytest.approx(0.0, abs=1e-6)
+    mixed = x @ rng.normal(size=(6, 6))  # any invertible map: CCA cannot tell, the shape can
+    assert st.svcca(x, mixed, keep=1.0) == pytest.approx(1.0, abs=1e-9)
+    assert st.angular_shape_distance(x, mixed) > 0.1
+
+
+def test_closed_forms_on_constructed_representations() -> None:
+    x = _orthogonal_centred(400, [3.0, 1.0, 2.0])[:, :2]  # columns of length 3 and 1
+    z = _orthogonal_centred(400, [3.0, 1.0, 2.0])[:, 2:]  # orthogonal to both
+    y = np.hstack([x[:, :1], z])
+    # canonical correlations 1 (the shared column) and 0: SVCCA is their mean
+    np.testing.assert_allclose(st.canonical_correlations(x, y), [1.0, 0.0], atol=1e-12)
+    assert st.svcca(x, y, keep=1.0) == pytest.approx(0.5)
+    # PWCCA weights each variate by |<variate, unit>| summed over x's units: 3 and 1
+    assert st.pwcca(x, y) == pytest.approx(3 / (3 + 1))
+    # the shape distance of x and its first column alone: arccos(s1 / sqrt(s1^2 + s2^2))
+    assert st.angular_shape_distance(x, x[:, :1]) == pytest.approx(np.arctan(1 / 3))
+    assert st.angular_shape_distance(x[:, :1], z) == pytest.approx(np.pi / 2)
+
+
+def test_independent_representations_are_dissimilar() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(20000, 5)), rng.normal(size=(20000, 5))
+    assert st.svcca(x, y) < 0.05
+    assert st.pwcca(x, y) < 0.05
+    assert st.angular_shape_distance(x, y) > 1.45  # close to pi/2
+
+
+# --- chance level and multiple comparisons ---------------------------------------------------
+
+
+def test_chance_rate_by_hand_and_by_simulation() -> None:
+    assert st.chance_rate("related", 94, 3) == pytest.approx(1 - (90 / 93) ** 2)  # ~6.3%
+    assert st.chance_rate("mutual", 94, 3) == pytest.approx((3 / 93) ** 2)
+    assert st.chance_rate("nearest", 94, 3) == pytest.approx(1 - (92 / 93) ** 2)
+    assert st.chance_rate("partners", 94, 3) == pytest.approx((1 / 93) ** 2)
+    # the null itself: each of 12 signs picks 3 of the other 11 at random
+    rng = np.random.default_rng(0)
+    n, k, trials = 12, 3, 20000
+    seen = {"related": 0, "mutual": 0}
+    for _ in range(trials):
+        dist = rng.random((n, n))  # row i: sign i's own random order of the others
+        np.fill_diagonal(dist, np.inf)
+        seen["related"] += bool(st.relations(dist, k)[0, 1])
+        seen["mutual"] += bool(st.relations(dist, k, mutual=True)[0, 1])
+    for relation, hits in seen.items():
+        rate = st.chance_rate(relation, n, k)
+        assert hits / trials == pytest.approx(rate, abs=4 * np.sqrt(rate * (1 - rate) / trials))
+
+
+def test_benjamini_hochberg_hand_worked() -> None:
+    # m = 5, alpha 0.05: sorted 0.005 <= 0.01, 0.01 <= 0.02, 0.03 <= 0.03, 0.04 <= 0.04, 0.2 > 0.05
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.20])
+    assert st.benjamini_hochberg(p).tolist() == [True, True, True, True, False]
+    # step-up: 0.02 > 1/3 * 0.05 alone, but the largest passing rank (3) takes it along
+    assert st.benjamini_hochberg(np.array([0.02, 0.03, 0.04])).tolist() == [True, True, True]
+    assert st.benjamini_hochberg(np.array([0.02, 0.9, 0.9])).tolist() == [False, False, False]
+    matrix = np.array([[0.001, 0.5], [0.5, 0.001]])  # keeps the shape it is given
+    assert st.benjamini_hochberg(matrix).tolist() == [[True, False], [False, True]]
+
+
+def test_binomial_tail_and_robust_by_chance() -> None:
+    assert st.p_above_chance(np.array([3]), 3, 0.1)[0] == pytest.approx(0.001)
+    assert st.p_above_chance(np.array([0]), 3, 0.1)[0] == pytest.approx(1.0)
+    assert st.p_above_chance(np.array([1]), 2, 0.5)[0] == pytest.approx(0.75)
+    rate = st.chance_rate("related", 94, 3)
+    # 10 runs: robust = 10 of 10, so 4371 pairs x rate^10; 3 runs can make no pair robust
+    assert st.robust_by_chance(4371, 10, rate) == pytest.approx(4371 * rate**10)
+    assert st.robust_by_chance(4371, 3, rate) == 0.0
+    # 20 runs: robust = 19 or 20 of 20
+    assert st.robust_by_chance(100, 20, 0.5) == pytest.approx(100 * 21 / 2**20)

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import BIN, REPORT, RUN, free_port
+from conftest import BIN, REPO, REPORT, RUN, free_port
 
 
 @pytest.mark.slow
@@ -151,3 +151,46 @@ def test_optuna_tune_continues_the_stored_study(tmp_path: Path) -> None:
     finally:
         dashboard.terminate()
         dashboard.wait(10)
+
+
+def test_grids_are_a_union_without_repeats() -> None:
+    from hydra_plugins.lstmpaths_grids import grid_jobs
+
+    grids = [
+        {"autoencoder.activation": "linear,tanh", "autoencoder.seed": "0,1"},
+        {"autoencoder.activation": "linear", "autoencoder.seed": "range(1,4)"},
+    ]
+    jobs = grid_jobs(grids, ["data=auslan"])
+    # 2 x 2 from the first grid, then linear 2 and 3 (linear 1 is already there)
+    assert [j[:2] for j in jobs] == [
+        ["autoencoder.activation=linear", "autoencoder.seed=0"],
+        ["autoencoder.activation=linear", "autoencoder.seed=1"],
+        ["autoencoder.activation=tanh", "autoencoder.seed=0"],
+        ["autoencoder.activation=tanh", "autoencoder.seed=1"],
+        ["autoencoder.activation=linear", "autoencoder.seed=2"],
+        ["autoencoder.activation=linear", "autoencoder.seed=3"],
+    ]
+    assert all(j[2] == "data=auslan" for j in jobs)
+    # the command line replaces a grid's value of the same key in every grid
+    assert len(grid_jobs(grids, ["autoencoder.seed=7"])) == 2  # linear/tanh x 7, linear x 7
+
+
+def test_study_designs_plan_their_jobs() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from lstmpaths.sweep import planned_jobs
+
+    def planned(design: str, *overrides: str) -> int:
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=[f"+sweeps={design}", f"hydra.searchpath=[file://{REPO}]", *overrides],
+                return_hydra_config=True,
+            )
+        cfg.hydra.overrides.task = list(overrides)
+        return planned_jobs(cfg)
+
+    # 4 activations x 3 noises x 3 seeds + the primary setting's seeds 3..9
+    assert planned("robustness") == 36 + 7
+    assert planned("robustness", "autoencoder.activation=linear") == 9 + 7
+    assert planned("lstm_retrains") == 3 * 8

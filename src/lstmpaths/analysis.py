@@ -25,7 +25,16 @@ QUALITY = (
     "pca_continuity",
     "hand_separation",
 )
-STABILITY = ("procrustes", "point_jaccard10", "distance_spearman", "sign_jaccard")
+STABILITY = (
+    "procrustes",
+    "shape_distance",
+    "point_jaccard10",
+    "distance_spearman",
+    "sign_jaccard",
+)
+# how alike two classifiers' activations are (on the same inputs): similarities (1 = same) and
+# the angular shape distance (0 = same shape, a metric)
+SIMILARITY = ("cka", "svcca", "pwcca", "shape_distance")
 PRIMARY_SETTING = ("linear", 0.1)
 RELATIONS = (
     "related",
@@ -95,9 +104,10 @@ def _relations(dist: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 
 def stability_between(a: dict, b: dict, opts: Options) -> dict[str, float]:
-    """The four stability measures between two runs' prepared geometry (see `_prepare`)."""
+    """The stability measures between two runs' prepared geometry (see `_prepare`)."""
     return {
         "procrustes": st.procrustes_disparity(a["last"], b["last"]),
+        "shape_distance": st.angular_shape_distance(a["last"], b["last"]),
         "point_jaccard10": st.neighbour_jaccard(a["last"], b["last"], opts.point_k),
         "distance_spearman": st.distance_spearman(a["dist"], b["dist"]),
         "sign_jaccard": st.sign_neighbour_jaccard(a["dist"], b["dist"], opts.k),
@@ -143,6 +153,8 @@ class Analysis:
     per_setting: dict[str, Frequencies]  # setting -> how often pairs are related
     high_related: np.ndarray  # related in the main classifier's 100-D activations
     cka: np.ndarray  # linear CKA between classifiers
+    similarity: dict[str, np.ndarray]  # SIMILARITY measure -> (classifiers, classifiers)
+    chance: dict[str, dict[str, float]]  # group -> chance level and counts (see `chance_level`)
     lstm_stability: dict[str, tuple[float, float]]
     lstm_pairs: int
     high_stability: dict[str, tuple[float, float]]
@@ -183,6 +195,7 @@ def analyse(
         key=lambda c: sum(r.classifier_id == c and r.setting == primary for r in runs),
     )
     groups = _groups(runs, primary, main_classifier)
+    similarity = _similarity_matrices(classifiers, activations, rec, opts)
     frequencies: dict[str, dict[str, Frequencies]] = {
         name: {rel: _frequencies([geo[r.run_id][rel] for r in members]) for rel in RELATIONS}
         for name, members in groups.items()
@@ -218,7 +231,13 @@ def analyse(
             for s in settings
         },
         high_related=high_rel[main_classifier]["related"],
-        cka=_cka_matrix(classifiers, activations, rec, opts),
+        cka=similarity["cka"],
+        similarity=similarity,
+        chance={
+            group: chance_level(frequencies[group]["related"], len(rec.class_names), opts.k)
+            for group in ("dae", "lstm", "lstm_100d")
+            if group in frequencies
+        },
         lstm_stability={
             m: _mean_sd(
                 [stability_between(geo[a.run_id], geo[b.run_id], opts)[m] for a, b in lstm_pairs]
@@ -272,17 +291,57 @@ def _groups(runs: list[PathsRun], primary: str, main_classifier: str) -> dict[st
     }
 
 
-def _cka_matrix(
+def _similarity_matrices(
     classifiers: list[str], activations: dict[str, np.ndarray], rec: Recordings, opts: Options
-) -> np.ndarray:
-    """Linear CKA of every two classifiers' activations on the same (recording, step) cells."""
-    cka = np.full((len(classifiers), len(classifiers)), np.nan)
+) -> dict[str, np.ndarray]:
+    """Every SIMILARITY measure of every two classifiers' activations on the same (recording,
+    step) cells. PWCCA is weighted by the row's classifier, so its matrix is not symmetric."""
+    measures = {
+        "cka": st.linear_cka,
+        "svcca": st.svcca,
+        "pwcca": st.pwcca,
+        "shape_distance": st.angular_shape_distance,
+    }
     rows = _cka_rows(rec, activations[classifiers[0]].shape[1], opts)
     flat = {c: _flat(activations[c], rows) for c in classifiers}
-    for i, a in enumerate(classifiers):
-        for j, b in enumerate(classifiers):
-            cka[i, j] = 1.0 if i == j else st.linear_cka(flat[a], flat[b]) if j > i else cka[j, i]
-    return cka
+    out = {}
+    for name, measure in measures.items():
+        same = 0.0 if name == "shape_distance" else 1.0
+        matrix = np.full((len(classifiers), len(classifiers)), same)
+        for i, a in enumerate(classifiers):
+            for j, b in enumerate(classifiers):
+                symmetric_done = name != "pwcca" and j < i
+                if i != j:
+                    matrix[i, j] = matrix[j, i] if symmetric_done else measure(flat[a], flat[b])
+        out[name] = matrix
+    return out
+
+
+def chance_level(frequencies: Frequencies, n_signs: int, k: int) -> dict[str, float]:
+    """The `related` pairs of a group against chance (`st.chance_rate`, analytic): the rate per
+    run, the pairs a null would call robust, the robust pairs found, and the pairs related
+    more often than chance at 5% false discovery rate (Benjamini-Hochberg over every pair)."""
+    counts, runs = frequencies
+    rate = st.chance_rate("related", n_signs, k)
+    n_pairs = n_signs * (n_signs - 1) // 2
+    return {
+        "rate": rate,
+        "pairs": float(n_pairs),
+        "runs": float(runs),
+        "robust": float(len(st.robust_pairs(counts, runs))),
+        "robust_by_chance": st.robust_by_chance(n_pairs, runs, rate),
+        "above_chance": float(np.triu(above_chance(frequencies, n_signs, k), 1).sum()),
+    }
+
+
+def above_chance(frequencies: Frequencies, n_signs: int, k: int) -> np.ndarray:
+    """(signs, signs) bool: pairs related more often than chance (BH at 5% over every pair)."""
+    counts, runs = frequencies
+    upper = np.triu_indices(n_signs, 1)
+    rate = st.chance_rate("related", n_signs, k)
+    out = np.zeros((n_signs, n_signs), dtype=bool)
+    out[upper] = st.benjamini_hochberg(st.p_above_chance(counts[upper], runs, rate))
+    return out | out.T
 
 
 def _high_stability(distances: list[np.ndarray], opts: Options) -> dict:
@@ -351,12 +410,17 @@ def recommend(rows: list[dict]) -> str:
 
 
 def pair_table(
-    frequencies: Frequencies | None, class_names: list[str], min_count: int = 1
+    frequencies: Frequencies | None, class_names: list[str], k: int, min_count: int = 1
 ) -> list[dict]:
-    """Every pair related in at least `min_count` runs of a group, with frequency and interval."""
+    """Every pair related in at least `min_count` runs of a group, with frequency, interval,
+    the one-sided p-value against chance and whether it is related more often than chance (BH
+    at 5% over every pair; `k`: the nearest signs that make a pair related)."""
     if frequencies is None:
         return []
     c, n = frequencies
+    n_signs = len(class_names)
+    rate = st.chance_rate("related", n_signs, k)
+    above = above_chance(frequencies, n_signs, k)
     rows = []
     for i, j in zip(*np.nonzero(np.triu(c >= min_count, 1)), strict=True):
         lo, hi = st.wilson_interval(int(c[i, j]), n)
@@ -370,7 +434,9 @@ def pair_table(
                 "frequency": float(f),
                 "low": lo,
                 "high": hi,
-                "class": st.classify(f),
+                "class": st.classify(int(c[i, j]), n),
+                "p_chance": float(st.p_above_chance(c[i, j], n, rate)),
+                "above_chance": bool(above[i, j]),
             }
         )
     return sorted(rows, key=lambda r: (-r["frequency"], r["a"], r["b"]))
@@ -386,9 +452,10 @@ def score_truth(
     """Planted relations vs the robust pairs across DAE seeds.
 
     The headline, `own_nearest`, scores what the truth says: each planted sign's nearest sign is
-    its partner. Predicted pairs: every planted sign with the sign that is its own nearest in
-    >= 80% of the DAE seeds; precision = share of those pairs that are planted, recall = share
-    of planted pairs found (from either side). The symmetric relations are scored too, on the
+    its partner. Predicted pairs: every planted sign with the sign that is robustly its own
+    nearest over the DAE seeds (`stability.classify`; undecided counts as not found);
+    precision = share of those pairs that are planted, recall = share of planted pairs found
+    (from either side); `undecided`: planted pairs too few seeds could decide. The symmetric relations are scored too, on the
     pairs touching a planted sign (`stability.truth_universe`): there a background sign that
     happens to choose a planted sign as its nearest counts against precision, although the
     truth says nothing about background signs. With k = 3 each planted sign has at least three
@@ -423,7 +490,18 @@ def score_truth(
     )
     chosen = st.robust_choices(*dae["own_nearest"], labelled)
     p, r = st.precision_recall(chosen, planted)
-    out["own_nearest"] = {"precision": p, "recall": r, "robust_in_universe": len(chosen)}
+    own, runs = dae["own_nearest"]
+    undecided = [
+        (i, j)
+        for i, j in planted - chosen
+        if st.classify(int(max(own[i, j], own[j, i])), runs) == "undecided"
+    ]
+    out["own_nearest"] = {
+        "precision": p,
+        "recall": r,
+        "robust_in_universe": len(chosen),
+        "undecided": len(undecided),
+    }
     out["missed"] = sorted(f"{class_names[i]}/{class_names[j]}" for i, j in planted - chosen)
     # the headline's false positives: a planted sign robustly nearest to a sign not its partner
     out["unplanted"] = sorted(f"{class_names[i]}/{class_names[j]}" for i, j in chosen - planted)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmpaths.analysis import Analysis, pair_table
+from lstmpaths.stability import ROBUST_LOW
 
 
 def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
@@ -63,7 +64,7 @@ def _named_rows(result: Analysis, pairs: list, class_names: list[str]) -> list[d
                 c, n = frequencies
                 k = int(c[index[a], index[b]])
                 lo, hi = wilson_interval(k, n)
-                row[f"{group}_{relation}"] = f"{k}/{n} ({lo:.2f}–{hi:.2f}) {classify(k / n)}"
+                row[f"{group}_{relation}"] = f"{k}/{n} ({lo:.2f}–{hi:.2f}) {classify(k, n)}"
         row["related_in_100d"] = bool(result.high_related[index[a], index[b]])
         rows.append(row)
     return rows
@@ -78,7 +79,8 @@ def _md_table(rows: list[dict], columns: list[str] | None = None) -> str:
         cells = []
         for c in columns:
             v = row.get(c, "")
-            cells.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+            small = isinstance(v, float) and 0 < abs(v) < 0.001  # p-values
+            cells.append(f"{v:.1e}" if small else f"{v:.3f}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -113,8 +115,9 @@ def write_report(
             ],
         )
     )  # fmt: skip
-    dae_pairs = pair_table(result.of("dae"), names)
-    lstm_pairs = pair_table(result.of("lstm"), names)
+    k = result.options.k
+    dae_pairs = pair_table(result.of("dae"), names, k)
+    lstm_pairs = pair_table(result.of("lstm"), names, k)
     index = {n: i for i, n in enumerate(names)}
     for row in dae_pairs:
         row["related_in_100d"] = bool(result.high_related[index[row["a"]], index[row["b"]]])
@@ -123,7 +126,7 @@ def write_report(
         files.append(_write_csv(out / "pairs_across_lstm_seeds.csv", lstm_pairs))
     per_setting = []
     for setting, frequencies in result.per_setting.items():
-        per_setting += [{"setting": setting, **row} for row in pair_table(frequencies, names)]
+        per_setting += [{"setting": setting, **row} for row in pair_table(frequencies, names, k)]
     files.append(_write_csv(out / "pairs_per_setting.csv", per_setting))
     named = _named_rows(result, named_pairs(groups, names), names)
     files.append(_write_csv(out / "named_pairs.csv", named))
@@ -179,13 +182,26 @@ def write_report(
             )
         )  # fmt: skip
 
+    if len(result.classifiers) > 1:
+        files.append(_write_csv(out / "similarity.csv", similarity_rows(result)))
     md = _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title)
     (out / "report.md").write_text(md)
     files.append(out / "report.md")
     return files
 
 
-PAIR_COLUMNS = ["a", "b", "count", "runs", "frequency", "low", "high", "related_in_100d"]
+PAIR_COLUMNS = [
+    "a",
+    "b",
+    "count",
+    "runs",
+    "frequency",
+    "low",
+    "high",
+    "p_chance",
+    "above_chance",
+    "related_in_100d",
+]
 
 
 def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> str:
@@ -215,8 +231,10 @@ def _intro(result, runs, settings, title) -> list[str]:
         "Definitions: sign distance = " + dist + "; two signs are *related* when either is among "
         f"the other's {opts.k} nearest signs, *nearest* when either is the other's nearest sign, "
         "*partners* when each is the other's nearest sign. "
-        "A pair is *robust* when related in ≥80% of runs, *fragile* when related in some runs "
-        "but <50%. Intervals are 95% Wilson intervals.",
+        "Verdicts rest on the 95% Wilson interval of the share of runs that relate a pair: "
+        f"*robust* when the interval lies at or above {ROBUST_LOW} (with 10 runs: 10 of 10; 9 "
+        "of 10 gives [0.60, 0.98]), *fragile* when it lies below, *undecided* when it straddles "
+        f"{ROBUST_LOW} (too few runs to tell; 3 of 3 gives [0.44, 1.00]), *absent* in no run.",
         "",
     ]
 
@@ -229,6 +247,7 @@ SETTING_COLUMNS = {
     "PCA cont.": ("pca_continuity", 3),
     "hand sep.": ("hand_separation", 3),
     "Procrustes": ("procrustes", 3),
+    "shape dist.": ("shape_distance", 3),
     "10-NN Jaccard": ("point_jaccard10", 3),
     "dist. Spearman": ("distance_spearman", 3),
     "k-sign Jaccard": ("sign_jaccard", 3),
@@ -247,7 +266,8 @@ def _settings_section(result: Analysis) -> list[str]:
         "## Settings: quality (mean ± sd over runs) and stability across DAE seeds",
         "",
         "Stability compares every two DAE seeds of the same classifier: Procrustes disparity of "
-        "the last-step points (0 = same shape), Jaccard of their 10 nearest points, Spearman "
+        "the last-step points (0 = same shape), their angular Procrustes shape distance (Williams "
+        "et al. 2021; radians, 0 = same shape, a metric), Jaccard of their 10 nearest points, Spearman "
         "correlation of the sign-distance matrices, Jaccard of each sign's k nearest signs. "
         f"Precision/recall vs 100-D: the 2-D relationships against the same relationships in the "
         f"{result.network}'s own {result.width}-D activation space.",
@@ -279,12 +299,29 @@ def _named_section(result, named) -> list[str]:
     ]
 
 
+def _chance_text(chance: dict[str, float], k: int) -> str:
+    """The group's robust pairs against what chance alone gives (`analysis.chance_level`)."""
+    return (
+        f"Chance: with random {k} nearest signs, a given pair is related in a run with "
+        f"probability {chance['rate']:.1%} (analytic, each sign's neighbours drawn independently); "
+        f"over {chance['runs']:.0f} runs, chance alone would make "
+        f"{chance['robust_by_chance']:.1f} of the {chance['pairs']:.0f} pairs robust, against "
+        f"{chance['robust']:.0f} found. {chance['above_chance']:.0f} pairs are related more often "
+        "than chance (one-sided binomial test, Benjamini–Hochberg at 5% false discoveries over "
+        "every pair; column `above_chance`)."
+    )
+
+
 def _dae_section(result: Analysis, dae_pairs) -> list[str]:
     robust = [p for p in dae_pairs if p["class"] == "robust"]
     fragile = [p for p in dae_pairs if p["class"] == "fragile"]
+    undecided = [p for p in dae_pairs if p["class"] == "undecided"]
     artefacts = [p for p in robust if not p["related_in_100d"]]
     return [
-        f"## Across DAE seeds: {len(robust)} robust and {len(fragile)} fragile pairs",
+        f"## Across DAE seeds: {len(robust)} robust, {len(undecided)} undecided and "
+        f"{len(fragile)} fragile pairs",
+        "",
+        _chance_text(result.chance["dae"], result.options.k),
         "",
         f"Of the robust pairs, {len(artefacts)} are not related in the {result.network}'s "
         f"{result.width}-D space: "
@@ -293,6 +330,10 @@ def _dae_section(result: Analysis, dae_pairs) -> list[str]:
         "Top robust pairs:",
         "",
         _md_table(robust[:15], PAIR_COLUMNS),
+        "",
+        "Top undecided pairs (too few seeds to call them robust or fragile):",
+        "",
+        _md_table(undecided[:15], PAIR_COLUMNS),
         "",
         "Top fragile pairs (related in some seeds only):",
         "",
@@ -305,16 +346,57 @@ def _dae_section(result: Analysis, dae_pairs) -> list[str]:
     ]
 
 
+SIMILARITY_TEXT = {
+    "cka": "linear CKA (Kornblith et al. 2019)",
+    "svcca": "SVCCA (Raghu et al. 2017; 99% of the variance)",
+    "pwcca": "PWCCA (Morcos et al. 2018)",
+    "shape_distance": "angular Procrustes shape distance (Williams et al. 2021; radians, 0 = same)",
+}
+
+
+def similarity_rows(result: Analysis) -> list[dict]:
+    """One row per ordered pair of classifiers: every SIMILARITY measure (PWCCA weighted by a)."""
+    return [
+        {"model_a": result.models[a], "model_b": result.models[b], "classifier_run_id_a": a,
+         "classifier_run_id_b": b,
+         **{name: float(m[i, j]) for name, m in result.similarity.items()}}
+        for i, a in enumerate(result.classifiers)
+        for j, b in enumerate(result.classifiers)
+        if i != j
+    ]  # fmt: skip
+
+
+def _similarity_lines(result: Analysis) -> list[str]:
+    """Each measure of how alike the classifiers' activations are: mean (min, max) over pairs."""
+    lines = []
+    n = len(result.classifiers)
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for name, text in SIMILARITY_TEXT.items():
+        values = result.similarity[name][off_diagonal]
+        lines.append(
+            f"- {text}: mean {np.mean(values):.3f} (min {np.min(values):.3f}, "
+            f"max {np.max(values):.3f})"
+        )
+    return lines
+
+
 def _lstm_section(result, lstm_pairs) -> list[str]:
     ls, hs = result.lstm_stability, result.high_stability
     robust = [p for p in lstm_pairs if p["class"] == "robust"]
-    cka = result.cka[np.triu_indices(len(result.cka), 1)]
+    chance = (
+        [_chance_text(result.chance["lstm"], result.options.k), ""]
+        if "lstm" in result.chance
+        else []
+    )
     return [
         f"## Across {result.network} retrains ({len(result.classifiers)} classifiers)",
         "",
-        f"Linear CKA between the classifiers' activations on the same inputs: mean "
-        f"{np.mean(cka):.3f} (min {np.min(cka):.3f}, max {np.max(cka):.3f}).",
+        "How alike the classifiers' activations are, on the same inputs (every pair of "
+        "classifiers; `similarity.csv`):",
         "",
+        *_similarity_lines(result),
+        "",
+        *chance,
         f"2-D pictures across {result.network}s (same DAE seed, {result.lstm_pairs} run pairs): "
         f"sign-distance Spearman {_fmt(ls['distance_spearman'])}, k-sign Jaccard "
         f"{_fmt(ls['sign_jaccard'])}, Procrustes {_fmt(ls['procrustes'])}. In the "
@@ -324,7 +406,7 @@ def _lstm_section(result, lstm_pairs) -> list[str]:
         "",
         f"{len(robust)} pairs are robust across {result.network} retrains. Top:",
         "",
-        _md_table(robust[:15], PAIR_COLUMNS[:-1]),
+        _md_table(robust[:15], [c for c in PAIR_COLUMNS if c != "related_in_100d"]),
         "",
         "![CKA](cka_lstm_seeds.png)",
         "",
@@ -337,9 +419,10 @@ def _truth_section(t: dict, k: int) -> list[str]:
         "",
         f"{t['planted']} planted pairs (extension + near twins), {t['controls']} control pairs. "
         "The truth says each planted sign's nearest sign is its partner. The headline, "
-        "*own nearest*, pairs every planted sign with the sign that is its own nearest in "
-        "at least 80% of the DAE seeds: precision = share of those pairs that are planted, "
-        "recall = share of the planted pairs found. The symmetric relations below are "
+        "*own nearest*, pairs every planted sign with the sign that is robustly its own "
+        "nearest over the DAE seeds (the interval rule above): precision = share of those pairs "
+        "that are planted, recall = share of the planted pairs found (an undecided planted pair "
+        "counts as a miss). The symmetric relations below are "
         "scored on every pair touching a planted sign, and the control pairs; there a "
         "background sign that happens to choose a planted sign as its nearest counts "
         "against precision, although the truth says nothing about background signs. At "
@@ -355,7 +438,8 @@ def _truth_section(t: dict, k: int) -> list[str]:
             )
     lines += [
         f"- control pairs robust (related, k={k}): {', '.join(t['robust_controls']) or 'none'}",
-        f"- planted pairs not found (own nearest): {', '.join(t['missed']) or 'none'}",
+        f"- planted pairs not found (own nearest): {', '.join(t['missed']) or 'none'} "
+        f"({t['own_nearest']['undecided']} of them undecided: too few seeds to tell)",
         "- planted signs robustly nearest to a sign not their partner: "
         f"{', '.join(t['unplanted']) or 'none'}",
     ]

@@ -25,8 +25,10 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import procrustes
 from scipy.stats import spearmanr
 
-ROBUST = 0.8  # related in at least this share of runs
-FRAGILE = 0.5  # related in some runs, but in fewer than this share
+# A pair is robust when the 95% Wilson interval of the share of runs relating it lies at or
+# above this (not its point estimate: 3 of 3 runs give [0.44, 1], which is not evidence enough);
+# fragile when the interval lies below it; undecided in between.
+ROBUST_LOW = 0.7
 
 
 # --- sign geometry ---------------------------------------------------------------------------
@@ -177,6 +179,69 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(cross / denom) if denom > 0 else float("nan")
 
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x - x.mean(0)
+
+
+def _basis(x: np.ndarray, keep: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """An orthonormal basis of the centred columns of x (its left singular vectors), cut to the
+    fewest directions that explain `keep` of the variance (1.0: every non-degenerate one), and
+    their singular values."""
+    u, s, _ = np.linalg.svd(_centred(x), full_matrices=False)
+    s = s[s > s[0] * 1e-10] if len(s) and s[0] > 0 else s[:0]
+    if keep < 1.0:
+        share = np.cumsum(s**2) / np.sum(s**2)
+        s = s[: int(np.searchsorted(share, keep - 1e-12)) + 1]
+    return u[:, : len(s)], s
+
+
+def canonical_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """CCA's canonical correlations of (n, p) and (n, q) representations, largest first: the
+    cosines of the principal angles between their centred column spaces."""
+    qx, _ = _basis(x)
+    qy, _ = _basis(y)
+    return np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0.0, 1.0)
+
+
+def svcca(x: np.ndarray, y: np.ndarray, keep: float = 0.99) -> float:
+    """SVCCA (Raghu et al. 2017): each representation cut to the top singular directions that
+    explain `keep` of its variance, then the mean canonical correlation between the two.
+    1 for representations related by any invertible linear map; near 0 for independent ones."""
+    ux, sx = _basis(x, keep)
+    uy, sy = _basis(y, keep)
+    return float(np.mean(canonical_correlations(ux * sx, uy * sy)))
+
+
+def pwcca(x: np.ndarray, y: np.ndarray) -> float:
+    """Projection-weighted CCA (Morcos et al. 2018), weighted by x: the canonical correlations
+    averaged with weights by how much of x's units each canonical variate of x accounts for
+    (sum over units of |<variate, unit>|). Not symmetric in x and y."""
+    xc = _centred(x)
+    qx, _ = _basis(x)
+    qy, _ = _basis(y)
+    u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
+    variates = qx @ u[:, : len(rho)]  # (n, m) canonical variates of x, unit length
+    weights = np.abs(variates.T @ xc).sum(1)
+    return float(np.sum(weights * np.clip(rho, 0, 1)) / np.sum(weights))
+
+
+def angular_shape_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """The angular Procrustes shape distance (Williams et al. 2021, no whitening): the angle
+    arccos(||X'Y||_*) between the centred, unit-Frobenius-norm representations after the best
+    rotation (the narrower one zero-padded). 0 for the same shape up to rotation, reflection,
+    shift and scale; pi/2 for orthogonal ones. A metric, unlike CKA or CCA similarities."""
+    xc, yc = _centred(x), _centred(y)
+    width = max(xc.shape[1], yc.shape[1])
+    xc = np.pad(xc, ((0, 0), (0, width - xc.shape[1])))
+    yc = np.pad(yc, ((0, 0), (0, width - yc.shape[1])))
+    nx, ny = np.linalg.norm(xc), np.linalg.norm(yc)
+    if nx == 0 or ny == 0:
+        return float("nan")
+    nuclear = np.linalg.svd((xc / nx).T @ (yc / ny), compute_uv=False).sum()
+    return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
+
+
 def pairwise_mean(items: list, measure) -> tuple[float, float, int]:
     """Mean and sd of measure(a, b) over all unordered pairs of items, and the number of pairs."""
     values = [measure(a, b) for a, b in itertools.combinations(items, 2)]
@@ -198,29 +263,88 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def chance_rate(relation: str, n_signs: int, k: int) -> float:
+    """How often a given pair holds `relation` in one run by chance: under a null where each
+    sign's k nearest signs are k of the other n_signs - 1 drawn at random, independently for
+    every sign (analytic). related: either picks the other; mutual: both do; nearest and
+    partners: the same with k = 1."""
+    if relation in ("nearest", "partners"):
+        k = 1
+    q = k / (n_signs - 1)  # one sign picks a given other sign
+    if relation in ("related", "nearest"):
+        return 1 - (1 - q) ** 2
+    if relation in ("mutual", "partners"):
+        return q * q
+    raise ValueError(f"no chance rate for relation {relation!r}")
+
+
+def p_above_chance(counts: np.ndarray, runs: int, rate: float) -> np.ndarray:
+    """One-sided binomial p-value of each count: P(X >= count) for X ~ Binomial(runs, rate)."""
+    from scipy.stats import binom
+
+    return binom.sf(np.asarray(counts) - 1, runs, rate)
+
+
+def benjamini_hochberg(p_values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Which hypotheses the Benjamini-Hochberg step-up procedure rejects at false discovery rate
+    alpha: the largest i with p_(i) <= i/m alpha, and every p-value up to it."""
+    p = np.asarray(p_values, np.float64).ravel()
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    passed = p[order] <= alpha * np.arange(1, m + 1) / m
+    reject = np.zeros(m, dtype=bool)
+    if passed.any():
+        reject[order[: np.flatnonzero(passed)[-1] + 1]] = True
+    return reject.reshape(np.shape(p_values))
+
+
+def robust_count(runs: int) -> int | None:
+    """The fewest of `runs` runs that make a pair robust (None: no count can, too few runs)."""
+    for count in range(runs + 1):
+        if wilson_interval(count, runs)[0] >= ROBUST_LOW:
+            return count
+    return None
+
+
+def robust_by_chance(n_pairs: int, runs: int, rate: float) -> float:
+    """How many of n_pairs a null (each run independent, `rate` per run) would call robust:
+    n_pairs x P(related in at least robust_count(runs) of the runs)."""
+    from scipy.stats import binom
+
+    needed = robust_count(runs)
+    return 0.0 if needed is None else float(n_pairs * binom.sf(needed - 1, runs, rate))
+
+
 def pair_counts(relation_list: list[np.ndarray]) -> np.ndarray:
     """How many of the runs' (S, S) boolean relation matrices relate each pair."""
     return np.sum(np.stack(relation_list).astype(np.int64), axis=0)
 
 
-def classify(frequency: float) -> str:
-    """robust (>= 80% of runs), fragile (> 0 but < 50%), absent (0) or mixed (in between)."""
-    if frequency >= ROBUST:
-        return "robust"
-    if frequency == 0:
+def classify(count: int, runs: int) -> str:
+    """robust (the interval lies at or above ROBUST_LOW), fragile (related in some runs, the
+    interval below ROBUST_LOW), absent (in no run), or undecided (too few runs to tell)."""
+    low, high = wilson_interval(count, runs)
+    if count == 0:
         return "absent"
-    return "fragile" if frequency < FRAGILE else "mixed"
+    if low >= ROBUST_LOW:
+        return "robust"
+    return "fragile" if high < ROBUST_LOW else "undecided"
+
+
+def _at_least_robust(counts: np.ndarray, n_runs: int) -> np.ndarray:
+    needed = robust_count(n_runs)
+    return np.zeros(np.shape(counts), dtype=bool) if needed is None else counts >= needed
 
 
 def robust_pairs(counts: np.ndarray, n_runs: int) -> set[tuple[int, int]]:
-    """Pairs related in at least ROBUST of n_runs runs."""
-    return pairs_of(counts >= ROBUST * n_runs - 1e-9)
+    """Pairs robust over n_runs runs (`classify`)."""
+    return pairs_of(_at_least_robust(counts, n_runs))
 
 
 def robust_choices(counts: np.ndarray, n_runs: int, signs: set[int]) -> set[tuple[int, int]]:
     """Pairs (as sorted tuples) i-j where i is one of `signs` and chose j (a directed relation's
-    counts[i, j]) in at least ROBUST of n_runs runs."""
-    rows, cols = np.nonzero(counts >= ROBUST * n_runs - 1e-9)
+    counts[i, j]) robustly over n_runs runs."""
+    rows, cols = np.nonzero(_at_least_robust(counts, n_runs))
     return {
         (min(i, j), max(i, j))
         for i, j in zip(rows.tolist(), cols.tolist(), strict=True)

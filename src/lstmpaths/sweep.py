@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 PARENT_FILE = "lstmpaths_parent_run.txt"
 TOTAL_FILE = "lstmpaths_jobs_total.txt"
@@ -44,7 +44,7 @@ def sweep_context() -> dict[str, str]:
 
 
 def planned_jobs(config: DictConfig) -> int:
-    """How many jobs the sweep will run: Optuna's n_trials, else the grid's size.
+    """How many jobs the sweep will run: Optuna's n_trials, else the grid's (or grids') size.
 
     Overrides are read with Hydra's own parser, so `widths=[32,8]` is one value, not two.
     """
@@ -53,6 +53,14 @@ def planned_jobs(config: DictConfig) -> int:
     sweeper = config.hydra.sweeper
     if sweeper.get("n_trials"):
         return int(sweeper.n_trials)
+    if sweeper.get("grids") is not None:  # the union of grids (hydra_plugins.lstmpaths_grids)
+        from hydra_plugins.lstmpaths_grids import grid_jobs
+
+        task = [o for o in config.hydra.overrides.task if "=" in o]
+        try:
+            return len(grid_jobs(OmegaConf.to_container(sweeper.grids, resolve=True), task))
+        except Exception:  # a glob() sweep needs the config loader: count unknown
+            return 0
     lines = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     lines += [o for o in config.hydra.overrides.task if "=" in o]
     # a command-line value replaces the sweep file's value of the same key
