@@ -109,6 +109,13 @@ def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
     assert run.info.status == "FINISHED"
     for metric in ("train_acc", "val_acc", "test_acc", "val_loss", "test_macro_f1", "epochs"):
         assert metric in run.data.metrics
+    # the trivial baseline, measured in the same run; a weaker network is said to be weaker
+    baseline = run.data.metrics["baseline_1nn_test_acc"]
+    assert 0 < baseline <= 1
+    weaker = run.data.metrics["test_acc"] < baseline
+    assert ("lstmpaths.warning" in run.data.tags) == weaker
+    assert ("below a 1-nearest-neighbour baseline" in first.stdout + first.stderr) == weaker
+    assert "cores" in run.data.tags["lstmpaths.machine"]  # what computed it
     assert len(client.get_metric_history(run.info.run_id, "epoch/val_loss")) == 4  # per-epoch curve
     assert run.data.params["classifier.net.hidden_size"] == "16"
     assert run.data.params["data.source"] == "synthetic"

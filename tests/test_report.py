@@ -75,6 +75,14 @@ def test_report_recovers_the_planted_relations(sweep: tuple[str, str]) -> None:
     logged = {a.path for a in client.list_artifacts(report_run.info.run_id, "report")}
     assert "report/report.md" in logged and "report/pair_frequency.png" in logged
     assert report_run.data.metrics["dae_runs"] == DAE_SEEDS
+    # the setting's stability across seeds, beside its quality, on the sweep's parent run
+    metrics = client.get_run(parent.info.run_id).data.metrics
+    assert 0 <= metrics["linear_noise0.1/procrustes_mean"] <= 1
+    assert 0 < metrics["linear_noise0.1/trustworthiness_mean"] <= 1
+    assert (
+        "## Consensus across DAE seeds" in md and (out / "consensus_linear_noise_0.1.png").is_file()
+    )
+    assert "## The classifiers (1)" in md and "1-nearest-neighbour baseline" in md
 
 
 @pytest.mark.slow

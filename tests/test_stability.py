@@ -288,3 +288,35 @@ def test_binomial_tail_and_robust_by_chance() -> None:
     assert st.robust_by_chance(4371, 3, rate) == 0.0
     # 20 runs: robust = 19 or 20 of 20
     assert st.robust_by_chance(100, 20, 0.5) == pytest.approx(100 * 21 / 2**20)
+
+
+def test_settings_summarised_for_the_parent_run() -> None:
+    from lstmpaths.analysis import setting_key, summarise_settings
+
+    values = [
+        (setting_key("linear", "0.1"), {"trustworthiness": 0.9, "continuity": 1.0}),
+        (setting_key("linear", 0.1), {"trustworthiness": 0.7}),
+        (setting_key("tanh", 0.05), {"trustworthiness": 0.5}),
+    ]
+    out = summarise_settings(values, ("trustworthiness", "continuity"))
+    assert out["linear_noise0.1/trustworthiness_mean"] == pytest.approx(0.8)
+    assert out["linear_noise0.1/trustworthiness_sd"] == pytest.approx(0.1)
+    assert out["linear_noise0.1/continuity_mean"] == 1.0  # NaN-free runs only
+    assert out["tanh_noise0.05/trustworthiness_sd"] == 0.0
+    assert "tanh_noise0.05/continuity_mean" not in out
+
+
+def test_generalized_procrustes_recovers_one_shape() -> None:
+    rng = np.random.default_rng(3)
+    shape = rng.normal(size=(8, 2))
+    copies = []
+    for angle, scale, shift in ((0.3, 2.0, (1, -1)), (2.0, 0.5, (5, 5)), (-1.0, 1.0, (0, 0))):
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        copies.append(scale * shape @ rot + shift)
+    copies[2][3] = np.nan  # a sign missing in one run: left out of the fit, NaN in the result
+    aligned = st.generalized_procrustes(copies)
+    keep = np.ones(8, dtype=bool)
+    keep[3] = False
+    for a in aligned[1:]:
+        np.testing.assert_allclose(a[keep], aligned[0][keep], atol=1e-8)
+    assert np.isnan(aligned[0][3]).all() and np.isnan(aligned[2][3]).all()

@@ -30,6 +30,10 @@ def test_smoke_sweep_parent_children_and_resume(smoke_sweep: dict) -> None:
     assert len(classifiers) == 1  # trained once, reused by every job
     assert classifiers[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert {c.data.params["autoencoder.activation"] for c in paths} == {"linear", "tanh"}
+    # each setting's quality over its 2 seeds, on the parent (the UI shows it without a report)
+    trust = [c.data.metrics["trustworthiness"] for c in paths if "linear" in c.info.run_name]
+    mean = parent.data.metrics["linear_noise0.1/trustworthiness_mean"]
+    assert mean == pytest.approx(sum(trust) / len(trust))
     assert {c.data.tags["lstmpaths.sweep_id"] for c in paths} == {"sweep"}
     assert all("autoencoder.seed=" in c.data.tags["lstmpaths.overrides"] for c in paths)
     first = smoke_sweep["first"].stdout

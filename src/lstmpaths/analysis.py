@@ -82,6 +82,8 @@ class Options:
     n_points: int = 20
     point_k: int = 10  # neighbours of last-step points for the point Jaccard
     cka_rows: int = 5000
+    # other projections of the main classifier's activations, as a cross-check of the DAE's
+    projections: tuple[str, ...] = ("pca", "umap")
 
 
 def sign_geometry(codes: np.ndarray, rec: Recordings, opts: Options) -> np.ndarray:
@@ -161,9 +163,67 @@ class Analysis:
     recommendation: str
     geometry: dict[str, dict]
     truth: dict | None = None  # scores against the planted truth (synthetic data)
+    # classifier run id -> test_acc, baseline_1nn_test_acc, epochs, machine (from its run)
+    classifier_facts: dict[str, dict] = field(default_factory=dict)
+    # projection (pca, umap) -> related (S, S), precision/recall vs 100-D, trustworthiness
+    cross_check: dict[str, dict] = field(default_factory=dict)
 
     def of(self, group: str, relation: str = "related") -> Frequencies | None:
         return self.frequencies.get(group, {}).get(relation)
+
+
+def setting_key(activation: str, noise: float | str) -> str:
+    """A setting as an MLflow metric prefix: 'linear_noise0.1'."""
+    return f"{activation}_noise{float(noise):g}"
+
+
+def summarise_settings(
+    values: list[tuple[str, dict[str, float]]], names: tuple[str, ...]
+) -> dict[str, float]:
+    """Per setting, mean and sd of each of `names` over its runs: {'<setting>/<name>_mean': ..,
+    '<setting>/<name>_sd': ..} (what a sweep's parent run carries for the MLflow UI)."""
+    out: dict[str, float] = {}
+    for setting in sorted({s for s, _ in values}):
+        for name in names:
+            mean, sd = _mean_sd([m.get(name, float("nan")) for s, m in values if s == setting])
+            if np.isfinite(mean):
+                out[f"{setting}/{name}_mean"], out[f"{setting}/{name}_sd"] = mean, sd
+    return out
+
+
+def cross_check(
+    activations: np.ndarray, rec: Recordings, opts: Options, high_related: np.ndarray
+) -> dict[str, dict]:
+    """Each of `opts.projections` on the training recordings' activations: its related sign
+    pairs, their agreement with the 100-D ones, and its trustworthiness (k = 10, on up to 5,000
+    of the vectors it was fitted on)."""
+    from lstmpaths.crosscheck import projected_paths, sign_relations_of_paths
+    from lstmpaths.metrics import trustworthiness
+
+    t, n_signs = rec.train, len(rec.class_names)
+    out = {}
+    for method in opts.projections:
+        paths, high, low = projected_paths(activations[t], rec.lengths[t], method, opts.n_points)
+        related = sign_relations_of_paths(paths, rec.labels[t], n_signs, opts.k, opts.kind)
+        precision, recall = st.precision_recall(st.pairs_of(related), st.pairs_of(high_related))
+        out[method] = {
+            "related": related,
+            "precision_vs_100d": precision,
+            "recall_vs_100d": recall,
+            "trustworthiness": trustworthiness(high[:5000], low[:5000], 10),
+        }
+    return out
+
+
+def stability_summary(result: Analysis) -> dict[str, float]:
+    """Each setting's stability across DAE seeds as '<setting key>/<measure>_mean' / '_sd'."""
+    out = {}
+    for row in result.settings:
+        for name in STABILITY:
+            mean, sd = row[name]
+            if np.isfinite(mean):
+                out[f"{row['key']}/{name}_mean"], out[f"{row['key']}/{name}_sd"] = mean, sd
+    return out
 
 
 def _frequencies(rel_list: list[np.ndarray]) -> Frequencies:
@@ -177,6 +237,7 @@ def analyse(
     opts: Options | None = None,
     truth: dict | None = None,
     hand_one: np.ndarray | None = None,
+    classifiers_facts: dict[str, dict] | None = None,
 ) -> Analysis:
     """Everything the report shows (see the module docstring)."""
     opts = opts or Options()
@@ -248,6 +309,10 @@ def analyse(
         high_stability=_high_stability([high[c] for c in classifiers], opts),
         recommendation=recommend(setting_rows),
         geometry=geo,
+        classifier_facts=classifiers_facts or {},
+        cross_check=cross_check(
+            activations[main_classifier], rec, opts, high_rel[main_classifier]["related"]
+        ),
         truth=None
         if truth is None
         else score_truth(truth, rec.class_names, frequencies["dae"], hand_one, rec),
@@ -258,7 +323,11 @@ def _setting_row(setting: str, runs, geo: dict, high_rel: dict, opts: Options) -
     """One setting: quality over its runs, stability over pairs of DAE seeds on one classifier,
     agreement of its relationships with the 100-D ones."""
     members = [r for r in runs if r.setting == setting]
-    row: dict = {"setting": setting, "runs": len(members)}
+    first = members[0]
+    key = setting_key(first.activation, first.noise)
+    if first.extra:
+        key += "_" + "".join(c if c.isalnum() or c in "._" else "_" for c in first.extra)
+    row: dict = {"setting": setting, "key": key, "runs": len(members)}
     for m in QUALITY:
         row[m] = _mean_sd([r.metrics.get(m, float("nan")) for r in members])
     pairs = [

@@ -80,3 +80,28 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def host_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A module's weights as host tensors, so a file saved after GPU training loads anywhere."""
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
+
+
+def machine_description(device: Device) -> str:
+    """What computed a run, for reading its numbers later: the GPU's name, or the CPU's model
+    and the cores this process may use."""
+    import os
+
+    if device.torch.type == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(device.torch)
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    if not model:
+        import platform
+
+        model = platform.processor() or platform.machine()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores"

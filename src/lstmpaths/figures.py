@@ -484,6 +484,44 @@ def aligned_small_multiples(
     return _save(fig, path)
 
 
+def consensus_figure(
+    aligned: list[np.ndarray], names: list[str], highlight: list[str], path: Path, title: str
+) -> Path:
+    """Each sign's end point over seeds (already Procrustes-aligned, `aligned`: one (S, 2) set
+    per seed): drawn at its mean with its 1-sd ellipse over the seeds, named signs coloured,
+    filled and labelled in full. A sign whose ellipse is small sits in the same place whatever
+    the seed."""
+    from matplotlib.patches import Ellipse
+
+    points = np.stack(aligned)  # (seeds, S, 2)
+    mean = np.nanmean(points, 0)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    palette = plt.get_cmap("tab10")
+    colour = {s: palette(i % 10) for i, s in enumerate(highlight)}
+    for s, name in enumerate(names):
+        c = colour.get(name, "0.6")
+        finite = points[:, s][np.isfinite(points[:, s]).all(1)]
+        if len(finite) >= 3:
+            values, vectors = np.linalg.eigh(np.cov(finite.T))
+            width, height = 2 * np.sqrt(np.maximum(values[::-1], 0))
+            angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
+            named = name in colour
+            ax.add_patch(
+                Ellipse(mean[s], width, height, angle=angle, facecolor=c if named else "none",
+                        edgecolor=c, alpha=0.35 if named else 0.3, lw=1.0 if named else 0.5)
+            )  # fmt: skip
+        ax.scatter(*mean[s], color=c, s=22 if name in colour else 6, zorder=3)
+        ax.annotate(
+            name, mean[s], fontsize=8 if name in colour else 5, color=c if name in colour else "0.4",
+            xytext=(3, 2), textcoords="offset points",
+        )  # fmt: skip
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=11)
+    return _save(fig, path)
+
+
 def cka_figure(cka: np.ndarray, names: list[str], path: Path, network: str = "LSTM") -> Path:
     """Linear CKA between the classifiers' activations, annotated."""
     n = len(names)

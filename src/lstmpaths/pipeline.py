@@ -20,7 +20,7 @@ import numpy as np
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from lstmpaths.devices import Device, resolve_device
+from lstmpaths.devices import Device, machine_description, resolve_device
 from lstmpaths.errors import ConfigError
 from lstmpaths.prepare import Prepared, prepare_data, sign_groups, stable_hash
 from lstmpaths.settings import check_config
@@ -131,6 +131,7 @@ def _train_classifier(
     cfg: DictConfig, prepared: Prepared, key: str, experiment_id: str
 ) -> ClassifierOutcome:
     """One classifier run: fit, evaluate, extract activations, store and log them."""
+    from lstmpaths.baseline import nearest_neighbour_accuracy
     from lstmpaths.classifier import (
         evaluation_metrics,
         extract_activations,
@@ -171,8 +172,21 @@ def _train_classifier(
         )
         activations, probs = extract_activations(net, inputs, device=device.torch)
         metrics = evaluation_metrics(data.labels, probs.argmax(1), probs, split) | metrics
+        # the trivial classifier on the same split: paths of a weaker network show little
+        metrics["baseline_1nn_test_acc"] = nearest_neighbour_accuracy(
+            data.sequences, data.labels, split.train, split.test
+        )
         mlflow_client = client(uri)
         log_metrics(mlflow_client, run_id, metrics)
+        mlflow_client.set_tag(run_id, "lstmpaths.machine", machine_description(device))
+        if metrics["test_acc"] < metrics["baseline_1nn_test_acc"]:
+            warning = (
+                f"the classifier's test accuracy {metrics['test_acc']:.3f} is below a 1-nearest-"
+                f"neighbour baseline's {metrics['baseline_1nn_test_acc']:.3f}: its paths show "
+                "little; train it longer or on more data"
+            )
+            log.warning(warning)
+            mlflow_client.set_tag(run_id, "lstmpaths.warning", warning)
         out = Path(tmp) / "artifacts"
         stored = write_classifier_files(out, net, scale, activations, probs, data, split)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -180,9 +194,10 @@ def _train_classifier(
             artifact_dir = "figures" if path.suffix == ".png" else None
             mlflow_client.log_artifact(run_id, str(path), artifact_dir)
         log.info(
-            "classifier %s: test_acc %.4f, val_acc %.4f, %d epochs in %.0f s",
+            "classifier %s: test_acc %.4f (1-NN baseline %.4f), val_acc %.4f, %d epochs in %.0f s",
             run_id,
             metrics["test_acc"],
+            metrics["baseline_1nn_test_acc"],
             metrics["val_acc"],
             metrics["epochs"],
             metrics["train_seconds"],

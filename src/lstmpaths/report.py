@@ -181,6 +181,24 @@ def load_runs(uri: str, runs: list, cache: Path):
     return loaded, recordings, activations
 
 
+def classifier_facts(uri: str, classifier_ids: list[str]) -> dict[str, dict]:
+    """Each classifier run's test accuracy, its 1-NN baseline, epochs and machine (what the
+    report gives as a distribution over retrains)."""
+    from lstmpaths.tracking import client
+
+    mlflow_client, facts = client(uri), {}
+    for run_id in classifier_ids:
+        run = mlflow_client.get_run(run_id)
+        m = run.data.metrics
+        facts[run_id] = {
+            "test_acc": m.get("test_acc", float("nan")),
+            "baseline_1nn_test_acc": m.get("baseline_1nn_test_acc", float("nan")),
+            "epochs": m.get("epochs", float("nan")),
+            "machine": run.data.tags.get("lstmpaths.machine", "?"),
+        }
+    return facts
+
+
 def hand_usage_rows(uri: str, run_id: str, folder: Path) -> list[dict] | None:
     """The rows of a paths run's hand_usage.csv (id, sign, ratio, one_handed), or None when the
     run has none (data that are not two-glove recordings)."""
@@ -243,8 +261,8 @@ def build_report(
     log_run: bool = True,
 ) -> Analysis:
     """Fetch, analyse, write `out` atomically, log it as a `report` run. Returns the analysis."""
-    from lstmpaths.analysis import Options, analyse
-    from lstmpaths.tracking import STAGE_TAG, client, tracked_run
+    from lstmpaths.analysis import Options, analyse, stability_summary
+    from lstmpaths.tracking import STAGE_TAG, client, log_metrics, tracked_run
 
     started = time.perf_counter()
     opts = opts or Options()
@@ -266,7 +284,8 @@ def build_report(
         first = finished[0]
         truth = planted_truth(uri, first.data.tags["lstmpaths.classifier_run_id"], cache)
         hands = hand_usage(uri, first.info.run_id, cache, len(rec.labels))
-        result = analyse(runs, rec, activations, opts, truth, hands)
+        facts = classifier_facts(uri, sorted(activations))
+        result = analyse(runs, rec, activations, opts, truth, hands, facts)
         groups = _groups(uri, first, cache, truth, rec.class_names)
         title = f"experiment {experiment}" + (f", sweep {parent}" if parent else "")
         files = write_report(result, runs, rec, staging, title, groups)
@@ -283,6 +302,8 @@ def build_report(
         tags = {STAGE_TAG: "report", "lstmpaths.report_runs": str(len(runs))}
         if parent:
             tags["mlflow.parentRunId"] = parent
+            # the stability of each setting across DAE seeds, beside the sweep's quality means
+            log_metrics(client(uri), parent, stability_summary(result))
         with tracked_run(
             uri, experiment_id, "report", tags, {"k": str(opts.k), "distance": opts.kind}
         ) as run:
@@ -322,6 +343,17 @@ def _headline(result: Analysis) -> dict[str, float]:
     return out
 
 
+def projections(text: str) -> tuple[str, ...]:
+    """`--projections pca,umap` (or none) as a tuple; an unknown name is refused."""
+    from lstmpaths.crosscheck import METHODS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ConfigError(f"--projections {text}: choose from {', '.join(METHODS)} or none")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     from lstmpaths.analysis import Options
     from lstmpaths.tracking import default_tracking_uri
@@ -340,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--k", type=int, default=3, help="nearest signs that count as related")
     parser.add_argument("--distance", choices=["path", "last"], default="path")
+    parser.add_argument(
+        "--projections",
+        default="pca,umap",
+        help="other projections of the activations to cross-check the DAE with: pca, umap, "
+        "both (default) or none",
+    )
     parser.add_argument("--no-log", action="store_true", help="do not log a report run")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
@@ -359,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             args.experiment,
             args.parent,
             out,
-            Options(k=args.k, kind=args.distance),
+            Options(k=args.k, kind=args.distance, projections=projections(args.projections)),
             not args.no_log,
         )
     except LstmpathsError as exc:

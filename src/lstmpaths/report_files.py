@@ -70,6 +70,46 @@ def _named_rows(result: Analysis, pairs: list, class_names: list[str]) -> list[d
     return rows
 
 
+CONSENSUS_TEXT = (
+    "Per setting, on the main classifier: every sign's end point (the mean last-step code of "
+    "its training recordings) in each DAE seed, the seeds aligned by generalised Procrustes, "
+    "drawn at their mean with their 1-sd ellipse over the seeds. Small ellipses: "
+    "the sign sits in the same place whatever the seed."
+)
+
+
+def consensus_figures(result: Analysis, runs, rec, highlight: list[str], out: Path) -> list[Path]:
+    """One consensus figure per setting with at least 3 DAE seeds on the main classifier."""
+    import re
+
+    from lstmpaths import figures as fig
+    from lstmpaths import stability as st
+
+    train, n_signs = rec.train, len(rec.class_names)
+    files = []
+    for setting in sorted({r.setting for r in runs}):
+        members = [
+            r for r in runs if r.setting == setting and r.classifier_id == result.main_classifier
+        ]
+        if len(members) < 3:
+            continue
+        ends = [
+            st.sign_means(r.codes[train, -1, :2].astype(np.float64), rec.labels[train], n_signs)
+            for r in members
+        ]
+        slug = re.sub(r"[^A-Za-z0-9.]+", "_", setting).strip("_")
+        files.append(
+            fig.consensus_figure(
+                st.generalized_procrustes(ends),
+                rec.class_names,
+                highlight,
+                out / f"consensus_{slug}.png",
+                f"Sign end points over {len(members)} DAE seeds, {setting}: mean and 1-sd ellipse",
+            )
+        )
+    return files
+
+
 def _md_table(rows: list[dict], columns: list[str] | None = None) -> str:
     if not rows:
         return "_none_\n"
@@ -120,7 +160,14 @@ def write_report(
     lstm_pairs = pair_table(result.of("lstm"), names, k)
     index = {n: i for i, n in enumerate(names)}
     for row in dae_pairs:
-        row["related_in_100d"] = bool(result.high_related[index[row["a"]], index[row["b"]]])
+        i, j = index[row["a"]], index[row["b"]]
+        row["related_in_100d"] = bool(result.high_related[i, j])
+        for method, check in result.cross_check.items():
+            row[f"near_in_{method}"] = bool(check["related"][i, j])
+        # shown by every DAE seed but by no other projection and not in the activations
+        row["only_dae"] = row["class"] == "robust" and not (
+            row["related_in_100d"] or any(row[f"near_in_{m}"] for m in result.cross_check)
+        )
     files.append(_write_csv(out / "pairs_across_dae_seeds.csv", dae_pairs))
     if lstm_pairs:
         files.append(_write_csv(out / "pairs_across_lstm_seeds.csv", lstm_pairs))
@@ -156,6 +203,8 @@ def write_report(
             f"{by_id[dae_ids[0]].seed} ({result.primary})",
         )
     )
+    consensus = consensus_figures(result, runs, rec, highlight, out)
+    files += consensus
     if len(result.classifiers) > 1:
         files.append(
             fig.cka_figure(
@@ -185,6 +234,9 @@ def write_report(
     if len(result.classifiers) > 1:
         files.append(_write_csv(out / "similarity.csv", similarity_rows(result)))
     md = _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title)
+    if consensus:
+        md += "\n## Consensus across DAE seeds\n\n" + CONSENSUS_TEXT + "\n\n"
+        md += "\n".join(f"![{p.stem}]({p.name})" for p in consensus) + "\n"
     (out / "report.md").write_text(md)
     files.append(out / "report.md")
     return files
@@ -202,12 +254,15 @@ PAIR_COLUMNS = [
     "above_chance",
     "related_in_100d",
 ]
+CROSS_CHECK_NAMES = {"pca": "PCA", "umap": "UMAP"}
 
 
 def _markdown(result, runs, settings, dae_pairs, lstm_pairs, named, title) -> str:
     """report.md: one section after the other (each written by its own function)."""
     lines = _intro(result, runs, settings, title)
+    lines += _classifiers_section(result)
     lines += _settings_section(result)
+    lines += _cross_check_section(result, dae_pairs)
     lines += _named_section(result, named)
     lines += _dae_section(result, dae_pairs)
     if len(result.classifiers) > 1:
@@ -254,6 +309,80 @@ SETTING_COLUMNS = {
     "prec. vs 100-D": ("precision_vs_100d", 3),
     "recall vs 100-D": ("recall_vs_100d", 3),
 }
+
+
+def _cross_check_section(result: Analysis, dae_pairs: list[dict]) -> list[str]:
+    """The DAE's picture against other projections of the same activations."""
+    if not result.cross_check:
+        return []
+    primary = next(r for r in result.settings if r["setting"] == result.primary)
+    rows = [
+        {"projection": f"DAE ({result.primary}, mean of {primary['runs']} runs)",
+         "trustworthiness": primary["trustworthiness"][0],
+         "precision vs 100-D": primary["precision_vs_100d"][0],
+         "recall vs 100-D": primary["recall_vs_100d"][0]}
+    ] + [
+        {"projection": CROSS_CHECK_NAMES.get(m, m), "trustworthiness": c["trustworthiness"],
+         "precision vs 100-D": c["precision_vs_100d"], "recall vs 100-D": c["recall_vs_100d"]}
+        for m, c in result.cross_check.items()
+    ]  # fmt: skip
+    robust = [p for p in dae_pairs if p["class"] == "robust"]
+    only = [f"{p['a']}/{p['b']}" for p in robust if p["only_dae"]]
+    names = ", ".join(CROSS_CHECK_NAMES.get(m, m) for m in result.cross_check)
+    return [
+        "## The same activations in other projections",
+        "",
+        f"{names} of the main classifier's per-step activations (fitted on up to 8,000 of the "
+        "training recordings' resampled steps, seeded), read exactly as the DAE's codes. "
+        f"Agreement with the {result.width}-D sign neighbourhoods: the share of a projection's "
+        f"related pairs that are related in {result.width}-D (precision) and of those it shows "
+        "(recall). Pair tables: `near_in_pca`, `near_in_umap`; `only_dae`: robust across DAE "
+        f"seeds but near in no other projection and not in {result.width}-D.",
+        "",
+        _md_table(rows),
+        f"{len(only)} of the {len(robust)} robust pairs are shown only by the DAE"
+        + (f": {', '.join(only[:20])}." if only else "."),
+        "",
+    ]
+
+
+def _classifiers_section(result: Analysis) -> list[str]:
+    """The classifiers' test accuracy as a distribution over retrains, against the 1-NN
+    baseline measured in the same runs, and the machines that computed them."""
+    facts = [result.classifier_facts[c] for c in result.classifiers if c in result.classifier_facts]
+    accuracies = [f["test_acc"] for f in facts if np.isfinite(f["test_acc"])]
+    if not accuracies:
+        return []
+    baselines = [f["baseline_1nn_test_acc"] for f in facts]
+    machines = sorted({f["machine"] for f in facts})
+    lines = [
+        f"## The classifiers ({len(facts)})",
+        "",
+        f"Test accuracy {100 * np.mean(accuracies):.2f}% ± {100 * np.std(accuracies):.2f}% "
+        f"(mean ± sd over {len(accuracies)} classifier(s); min {100 * min(accuracies):.2f}%, "
+        f"max {100 * max(accuracies):.2f}%); measured on {'; '.join(machines)}.",
+    ]
+    if all(np.isfinite(baselines)):
+        weaker = sum(a < b for a, b in zip(accuracies, baselines, strict=False))
+        lines.append(
+            f"A 1-nearest-neighbour baseline (series resampled to 32 steps, z-normalised) on "
+            f"the same test recordings: {100 * np.mean(baselines):.2f}%"
+            + (
+                f"; {weaker} classifier(s) do worse than it, and their paths show little."
+                if weaker
+                else "."
+            )
+        )
+    rows = [
+        {"classifier": model_label(result.models[c], result.network),
+         "test acc.": result.classifier_facts[c]["test_acc"],
+         "1-NN baseline": result.classifier_facts[c]["baseline_1nn_test_acc"],
+         "epochs": int(result.classifier_facts[c]["epochs"])
+         if np.isfinite(result.classifier_facts[c]["epochs"]) else ""}
+        for c in result.classifiers
+        if c in result.classifier_facts
+    ]  # fmt: skip
+    return [*lines, "", _md_table(rows), ""]
 
 
 def _settings_section(result: Analysis) -> list[str]:

@@ -166,6 +166,24 @@ def align_to(reference: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (p0 @ rotation) * scale + mu_r
 
 
+def generalized_procrustes(point_sets: list[np.ndarray], iterations: int = 10) -> list[np.ndarray]:
+    """Every (S, d) point set rotated/reflected, scaled and shifted onto their common mean shape
+    (generalised Procrustes analysis: align to the first, then repeatedly to the mean). Rows
+    with a non-finite coordinate in any set are left out of the fit and come back as NaN."""
+    sets = [np.asarray(p, np.float64) for p in point_sets]
+    keep = np.all([np.isfinite(p).all(1) for p in sets], axis=0)
+    aligned = [np.full_like(p, np.nan) for p in sets]
+    reference = sets[0][keep]
+    for _ in range(iterations):
+        for out, p in zip(aligned, sets, strict=True):
+            out[keep] = align_to(reference, p[keep])
+        mean = np.mean([a[keep] for a in aligned], axis=0)
+        if np.allclose(mean, reference, atol=1e-10):
+            break
+        reference = mean
+    return aligned
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear centered kernel alignment (Kornblith et al. 2019) of (n, p) and (n, q) matrices.
 

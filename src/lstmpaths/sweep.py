@@ -198,6 +198,24 @@ def log_study(study, target_name: str) -> None:
             mlflow_client.set_tag(parent_id, f"lstmpaths.best.{name}", str(value))
 
 
+def log_setting_summary(mlflow_client, parent_id: str, runs: list) -> None:
+    """Mean and sd of each setting's quality metrics over its FINISHED runs, on the parent."""
+    from lstmpaths.analysis import QUALITY, setting_key, summarise_settings
+    from lstmpaths.tracking import log_metrics
+
+    values = [
+        (
+            setting_key(
+                r.data.params["autoencoder.activation"], r.data.params["autoencoder.noise"]
+            ),
+            dict(r.data.metrics),
+        )
+        for r in runs
+        if r.info.status == "FINISHED" and "autoencoder.activation" in r.data.params
+    ]
+    log_metrics(mlflow_client, parent_id, summarise_settings(values, QUALITY))
+
+
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import os
@@ -280,6 +298,8 @@ class MlflowSweepCallback(Callback):
         failed = max(failed_keys, recorded)  # a job may fail before it opens any run
         mlflow_client.log_metric(parent_id, "jobs_failed", failed)
         mlflow_client.log_metric(parent_id, "jobs_finished", finished)
+        if stage == "paths":  # each setting's quality over its seeds, for the MLflow UI
+            log_setting_summary(mlflow_client, parent_id, list(latest.values()))
         mlflow_client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
         total_file = sweep_dir / TOTAL_FILE
         total = int(total_file.read_text()) if total_file.is_file() else finished + failed
