@@ -12,6 +12,8 @@ cell misses the goal (precision >= 0.9, recall >= 0.8).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import itertools
 import subprocess
 import sys
@@ -57,9 +59,10 @@ def run_cell(signs: int, recordings: int, seed: int, dae_seeds: int, folder: Pat
     (parent,) = client(uri).search_runs(
         [experiment.experiment_id], "tags.`lstmpaths.stage` = 'sweep'"
     )
-    result = build_report(
-        uri, "lstmpaths", parent.info.run_id, folder / "report", Options(), log_run=False
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # one row per cell, not the report's lines
+        result = build_report(
+            uri, "lstmpaths", parent.info.run_id, folder / "report", Options(), log_run=False
+        )
     return result.truth
 
 
