@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("lstmpaths")
 MODEL_TAG = "lstmpaths.model"  # how the report names a classifier: its seed, or a file's name
 
+# Config groups only the paths stage reads.
+PATHS_ONLY = ("autoencoder", "figures")
+
 # Keys that change how a run is executed or tracked, or guard input sizes, not what it computes.
 NOT_IN_KEY = {"reuse", "threads", "max_file_mb", "max_steps"}
 
@@ -165,7 +168,10 @@ def _train_classifier(
         tempfile.TemporaryDirectory() as tmp,
     ):
         run_id = run.info.run_id
-        check_config(cfg)  # inside the run: a bad setting in a sweep shows as a FAILED run
+        # inside the run: a bad setting in a sweep shows as a FAILED run. Only the settings a
+        # classifier uses: the job that trains the classifier every job shares must not fail it
+        # over its own autoencoder or figure settings (its paths run fails on those instead).
+        check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in PATHS_ONLY]))
         curves = CurvesOnlyMLFlowLogger(tracking_uri=uri, run_id=run_id)  # never ./mlruns
         net, metrics = fit_classifier(
             cfg.classifier, inputs, data, split, device, Path(tmp) / "checkpoints", curves
