@@ -2,10 +2,12 @@
 sweep worker that ends with its sweep.
 
 Two jobs that each start one OpenMP thread per core on a 2-core machine do not run at half
-speed: threads that spin while waiting for each other make every epoch 40x slower. So a job
+speed: threads that spin while waiting for each other make every step 100x slower. So a job
 sizes its threads to the cores it can have (its CPU affinity, shared with the other jobs of its
-sweep), and OpenMP waits passively (`run.main` sets OMP_WAIT_POLICY before torch loads): two
-jobs started side by side then each run at about their share of the cores.
+sweep), and a waiting OpenMP thread spins only 1,000 times before it sleeps (`run.main` sets
+GOMP_SPINCOUNT before torch loads). Measured on 2 cores, one 64 x 90 LSTM step: alone 15.7 ms
+(36 ms with OMP_WAIT_POLICY=PASSIVE, whose sleeping threads wake late for every small parallel
+region); two 2-thread jobs side by side 50 ms each (3,650 ms spinning by default).
 """
 
 from __future__ import annotations

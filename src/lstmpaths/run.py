@@ -224,9 +224,8 @@ def check_group_choices(args: list[str]) -> None:
 
 
 def main() -> None:
-    # Before torch loads OpenMP: waiting threads sleep instead of spinning, so two jobs on the
-    # same cores slow each other down by their share, not 40x (see processes.py).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Before torch loads OpenMP: a waiting thread spins briefly, then sleeps (see processes.py).
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
     check_group_choices(sys.argv[1:])
     tune_allocator()
     silence_library_noise()
