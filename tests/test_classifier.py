@@ -213,7 +213,7 @@ def _resample_one_by_one(x: torch.Tensor, lengths, factors) -> torch.Tensor:
     """Reference: each sequence on its own through torch's linear interpolate."""
     out = torch.zeros_like(x)
     t = x.shape[1]
-    for i, (n, f) in enumerate(zip(lengths.tolist(), factors.tolist())):
+    for i, (n, f) in enumerate(zip(lengths.tolist(), factors.tolist(), strict=True)):
         if n < 2:
             out[i] = x[i]
             continue
