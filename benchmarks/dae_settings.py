@@ -34,6 +34,11 @@ SETTINGS = {
     "dae.yaml, bf16": {"precision": "bf16"},
     "fast: cosine lr 0.004, 24 epochs, stride 3, float32": FAST | {"precision": "32"},
     "fast, bf16 (the sweeps' recipe on a bf16 CPU)": FAST | {"precision": "bf16"},
+    "fast, 12 epochs, float32": FAST | {"max_epochs": 12, "precision": "32"},
+    "fast, 12 epochs, lr 0.006, float32": FAST | {"max_epochs": 12, "lr": 0.006, "precision": "32"},
+    "fast, stride 6, float32": FAST | {"step_stride": 6, "precision": "32"},
+    "fast, 8 epochs, batch 512, float32": FAST
+    | {"max_epochs": 8, "batch_size": 512, "precision": "32"},
 }
 
 

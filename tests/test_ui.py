@@ -151,3 +151,34 @@ def test_mlflow_ui_shows_the_sweep_and_a_childs_figures(ui: str, browser, smoke_
         and browser.execute_script("return arguments[0].naturalWidth", img) >= 1000
     ]
     assert images, "figures/paths.png is listed but its preview did not load"
+
+
+def test_paths_html_hover_names_recording_step_and_prediction(browser, tmp_path) -> None:
+    """paths.html builds its hover texts in the browser from per-path lists (not per point)."""
+    import numpy as np
+
+    from lstmpaths.figures import interactive_paths
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(12, 9, 2)).cumsum(1)
+    labels = np.repeat([0, 1, 2], 4)
+    predictions = labels.copy()
+    predictions[5] = 2
+    ids = [f"rec{i}" for i in range(12)]
+    page = interactive_paths(
+        codes, labels, predictions, ids, ["a", "b", "c"], tmp_path / "p.html", "t", every=2
+    )
+    browser.get(page.as_uri())
+    texts = None
+    for _ in range(50):
+        texts = browser.execute_script(
+            "var gd = document.querySelector('.plotly-graph-div');"
+            "return gd && gd.data && gd.data[1].text;"
+        )
+        if texts:
+            break
+        time.sleep(0.2)
+    # sign b = recordings 4..7; steps 0, 2, 4, 6, 8 and a break after each path
+    assert texts[:6] == [f"rec4<br>step {s}<br>predicted b" for s in (0, 2, 4, 6, 8)] + [""]
+    assert texts[6] == "rec5<br>step 0<br>predicted c"
+    assert len(texts) == 4 * 6

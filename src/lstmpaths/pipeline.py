@@ -277,7 +277,14 @@ def load_activations(uri: str, run_id: str, folder: str) -> dict[str, np.ndarray
 
 # Figure settings that change only how the pictures look, never a number: left out of the
 # paths key, and the ones `lstmpaths-redraw` may change on a finished run.
-PRESENTATION_KEYS = ("log1p", "groups", "animation", "interactive", "max_misclassified_panels")
+PRESENTATION_KEYS = (
+    "log1p",
+    "groups",
+    "animation",
+    "interactive",
+    "plotlyjs",
+    "max_misclassified_panels",
+)
 
 
 def presentation(figures_cfg) -> dict:

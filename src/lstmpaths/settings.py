@@ -184,6 +184,7 @@ RULES: dict[str, Rule] = {
     "figures.hand_n_smallest": positive_int(),
     "figures.animation": FLAG,
     "figures.interactive": FLAG,
+    "figures.plotlyjs": Rule(choices=("inline", "cdn")),
     "figures.max_misclassified_panels": count(),
     "figures.metrics_subsample": Rule(int, low=20),
     "figures.metrics_k": positive_int(),
