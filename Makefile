@@ -11,7 +11,7 @@ PYTHON ?= python3
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
-.PHONY: demo test lint install clean ui dashboard bench validate install-cluster test-cluster gallery
+.PHONY: demo test test-slow test-all lint install clean ui dashboard bench validate install-cluster test-cluster gallery
 
 CLUSTER_VENV := .venv-cluster
 CLUSTER_STAMP := $(CLUSTER_VENV)/.installed-stamp
@@ -42,7 +42,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/ruff format --check src tests benchmarks docs
 
+# Two tiers: `make test` (lint + every test not marked slow) while you work; `make test-slow`
+# runs the end-to-end sweeps, reports, kills and the browser; CI runs both (.ci/run).
 test: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not slow and not cluster"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m "slow and not cluster"
+
+test-all: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 # The smoke sweep on a local Ray instance, tracked by an mlflow server on PostgreSQL.

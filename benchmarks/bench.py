@@ -4,10 +4,14 @@ Rows: matmul peak; classifier epoch (the project's Lightning module vs a plain P
 the same model and data) at batch 64 (configured) and 128; autoencoder epoch at the configured
 batch (same comparison); the allocator fix (batch-128 classifier epoch with glibc's default
 malloc vs the project's setting, in a child process); activation extraction and path encoding;
-one full job on the real data (peak RSS, paths + figures seconds); the `smoke` sweep's wall time
-and the last real `robustness` sweep's wall time found in mlruns/. Real Auslan data from
-../shared (or $LSTMPATHS_AUSLAN) when present, else synthetic data of the same size. Medians of
-several repeats after a warm-up. Prints a table with targets, writes JSON.
+one full job on the real data with the sweeps' figure settings (peak RSS, paths + figures
+seconds, artifact MB); the README's main job on the synthetic default; the default classifier
+on the real data (vs the study's own code); the `smoke` sweep's wall time; the newest real
+`robustness` sweep in the default store ($MLFLOW_TRACKING_URI or mlruns/: run it without make,
+as the README says) with its MB per job; the last pytest session's wall time (recorded by
+tests/conftest.py, never timed here); whether a GPU is present. Real Auslan data from ../shared
+(or $LSTMPATHS_AUSLAN) when present, else synthetic data of the same size. Medians of several
+repeats after a warm-up. Prints a table with targets, writes JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
+# What the study's own code took on these 2 cores (../shared/reference/README.md)
+STUDY_CLASSIFIER_S = 360.0
+# The robustness sweep as the performance issue measured it before this round (AMD EPYC, 2 cores)
+BEFORE = {"main_job_s": 388.0, "real_classifier_s": 151.0, "sweep_job_mb": 9.9}
 
 
 def timed(fn, repeats: int) -> float:
@@ -249,7 +258,7 @@ def full_job(source: str) -> dict:
                 *data,
                 "classifier.max_epochs=15",
                 "autoencoder=fast",
-                "figures.animation=false",
+                "figures.plotlyjs=cdn",  # as in the sweeps: GIF and HTML on
                 f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                 f"hydra.run.dir={tmp}/run",
             ]
@@ -259,13 +268,69 @@ def full_job(source: str) -> dict:
         client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
         (run,) = client.search_runs(["1"], "tags.`lstmpaths.stage` = 'paths'")
         m = run.data.metrics
+        artifacts_mb = folder_mb(Path(run.info.artifact_uri.removeprefix("file://")))
     return {
+        "artifacts_mb": artifacts_mb,
         "wall_s": wall,
         "peak_rss_gib": rss_gib,
         "encode_s": m["encode_seconds"],
         "figures_s": m["figures_seconds"],
         "paths_and_figures_s": m["encode_seconds"] + m["figures_seconds"],
     }
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+
+
+def main_job_default() -> dict:
+    """The README's first command on a fresh store: `lstmpaths-run` on the synthetic default."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        _run([RUN, f"tracking.uri=sqlite:///{tmp}/mlflow.db", f"hydra.run.dir={tmp}/run"])
+        wall = time.perf_counter() - started
+        client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+        (paths,) = client.search_runs(["1"], "tags.`lstmpaths.stage` = 'paths'")
+        (clf,) = client.search_runs(["1"], "tags.`lstmpaths.stage` = 'classifier'")
+    return {
+        "wall_s": wall,
+        "classifier_s": clf.data.metrics["train_seconds"],
+        "trustworthiness": paths.data.metrics["trustworthiness"],
+        "artifacts_mb": folder_mb(Path(paths.info.artifact_uri.removeprefix("file://"))),
+    }
+
+
+def real_classifier() -> dict:
+    """The default classifier recipe on the real data (reference split), as a user runs it."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(
+            [
+                RUN,
+                "data=auslan",
+                f"data.path={auslan_path()}",
+                "stage=classifier",
+                f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+                f"hydra.run.dir={tmp}/run",
+            ]
+        )
+        client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+        (run,) = client.search_runs(["1"], "tags.`lstmpaths.stage` = 'classifier'")
+    m = run.data.metrics
+    return {k: m[k] for k in ("train_seconds", "epochs", "test_acc", "seconds_per_epoch")}
+
+
+def last_test_session() -> dict | None:
+    """What the last pytest session recorded (tests/conftest.py): bench never times tests."""
+    record = REPO / ".pytest_cache" / "v" / "lstmpaths" / "last_session"
+    return json.loads(record.read_text()) if record.exists() else None
 
 
 def smoke_sweep() -> float:
@@ -298,10 +363,30 @@ def last_robustness_sweep() -> dict | None:
     )
     if run is None or not run.info.end_time:
         return None
+    from lstmpaths.tracking import client
+
+    children = client(default_tracking_uri()).search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+    )
+    sizes = [
+        folder_mb(Path(c.info.artifact_uri.removeprefix("file://")))
+        for c in children
+        if c.data.tags.get("lstmpaths.stage") == "paths"
+    ]
     return {
         "wall_s": (run.info.end_time - run.info.start_time) / 1000,
         "jobs_finished": run.data.metrics.get("jobs_finished"),
         "run_id": run.info.run_id,
+        "mb_per_job": statistics.mean(sizes) if sizes else float("nan"),
+        "paths_runs": len(sizes),
+        "machine": next(
+            (
+                c.data.tags["lstmpaths.machine"]
+                for c in children
+                if "lstmpaths.machine" in c.data.tags
+            ),
+            "",
+        ),
     }
 
 
@@ -347,6 +432,9 @@ def main() -> int:
     rows["encode_all_paths_s"] = timed(lambda: encode(DenoisingAutoencoder(), acts), args.repeats)
 
     if not args.skip_jobs:
+        rows["main_job"] = main_job_default()
+        if source.startswith("real"):
+            rows["real_classifier"] = real_classifier()
         rows["full_job"] = full_job(source)
         rows["smoke_sweep_s"] = smoke_sweep()
         rows["robustness_sweep"] = last_robustness_sweep()
@@ -354,6 +442,9 @@ def main() -> int:
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "FAIL"
 
+    from lstmpaths.devices import machine_description, resolve_device
+
+    print(f"machine: {machine_description(resolve_device('auto'))}")
     print(f"data: {source}; torch threads: {rows['threads']}")
     print(f"{'row':<34}{'plain s':>10}{'project s':>11}{'ratio':>8}{'target':>9}  verdict")
     print(f"{'matmul 2048 GFLOP/s':<34}{peak:>10.1f}")
@@ -390,17 +481,59 @@ def main() -> int:
             f"  {verdict(j['peak_rss_gib'] <= 4)}"
         )
         print(f"{'one job: wall s (15-epoch LSTM)':<34}{j['wall_s']:>10.1f}")
+        print(
+            f"{'one job: artifacts MB (GIF+HTML)':<34}{'':>10}{j['artifacts_mb']:>11.2f}{'':>8}"
+            f"{'<=3':>9}  {verdict(j['artifacts_mb'] <= 3)}"
+        )
+        mj = rows["main_job"]
+        print(
+            f"{'main job, synthetic default s':<34}{BEFORE['main_job_s']:>10.0f}{mj['wall_s']:>11.0f}"
+            f"{mj['wall_s'] / BEFORE['main_job_s']:>8.2f}{'<=90':>9}  {verdict(mj['wall_s'] <= 90)}"
+            f"  (before: this round's start; trust {mj['trustworthiness']:.3f})"
+        )
+        if "real_classifier" in rows:
+            c = rows["real_classifier"]
+            print(
+                f"{'real classifier s (vs study code)':<34}{STUDY_CLASSIFIER_S:>10.0f}"
+                f"{c['train_seconds']:>11.0f}{c['train_seconds'] / STUDY_CLASSIFIER_S:>8.2f}"
+                f"{'<=45':>9}  {verdict(c['train_seconds'] <= 45)}  ({c['epochs']:.0f} epochs, "
+                f"{c['seconds_per_epoch']:.2f} s/epoch, test acc {c['test_acc']:.4f}; before "
+                f"{BEFORE['real_classifier_s']:.0f} s)"
+            )
         print(f"{'smoke sweep wall s (4 jobs)':<34}{rows['smoke_sweep_s']:>10.1f}")
         r = rows["robustness_sweep"]
         if r:
             print(
-                f"{'robustness sweep wall s (stored)':<34}{r['wall_s']:>10.0f}{'':>19}{'<=600':>9}"
-                f"  {verdict(r['wall_s'] <= 600)}  ({r['jobs_finished']:.0f} jobs, run {r['run_id'][:8]})"
+                f"{'robustness sweep wall s (stored)':<34}{'':>10}{r['wall_s']:>11.0f}{'':>8}{'<=300':>9}"
+                f"  {verdict(r['wall_s'] <= 300)}  ({r['jobs_finished']:.0f} jobs, run {r['run_id'][:8]}, {r['machine']})"
+            )
+            print(
+                f"{'robustness sweep MB per paths run':<34}{BEFORE['sweep_job_mb']:>10.1f}"
+                f"{r['mb_per_job']:>11.2f}{r['mb_per_job'] / BEFORE['sweep_job_mb']:>8.2f}{'<=3':>9}"
+                f"  {verdict(r['mb_per_job'] <= 3)}  (before: HTML and GIF off)"
             )
         else:
             print(
                 "robustness sweep: none in mlruns/ (lstmpaths-run -m +sweeps=robustness data=auslan)"
             )
+    tests = last_test_session()
+    if tests:
+        tier = tests["markers"] or "all"
+        print(
+            f"{'last pytest session s':<34}{'':>10}{tests['wall_s']:>11.0f}{'':>8}{'<=720':>9}"
+            f"  {verdict(tests['wall_s'] <= 720)}  ({tests['tests']} tests, -m '{tier}', "
+            f"{tests['finished']})"
+        )
+    rows["last_test_session"] = tests
+    gpu = torch.cuda.is_available()
+    print(
+        "GPU: "
+        + (
+            torch.cuda.get_device_name(0)
+            if gpu
+            else "none on this machine (robustness sweep on one GPU: not measured here)"
+        )
+    )
     Path(args.out).write_text(json.dumps(rows, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -136,3 +136,29 @@ def write_zip(path: Path, members: dict[str, str | bytes]) -> Path:
 @pytest.fixture
 def tiny_archive(tmp_path: Path) -> Path:
     return write_tar(tmp_path / "tctodd.tar.gz", tiny_members())
+
+
+def pytest_sessionstart(session) -> None:
+    import time
+
+    session.config._lstmpaths_started = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The suite's wall time and tier, for `make bench` (which never times tests itself)."""
+    import time
+
+    started = getattr(session.config, "_lstmpaths_started", None)
+    if started is None or session.config.cache is None or session.testscollected == 0:
+        return
+    session.config.cache.set(
+        "lstmpaths/last_session",
+        {
+            "wall_s": round(time.time() - started, 1),
+            "markers": session.config.getoption("markexpr") or "",
+            "tests": session.testscollected,
+            "failed": session.testsfailed,
+            "exit": int(exitstatus),
+            "finished": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
+        },
+    )

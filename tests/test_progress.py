@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -53,3 +54,23 @@ def test_min_delta_counts_small_gains_as_no_progress(capsys) -> None:
 )
 def test_sweep_progress_bar(done: int, total: int, bar: str) -> None:
     assert progress_bar(done, total, width=4) == bar
+
+
+def test_the_allocator_setting_reaches_processes_the_job_starts() -> None:
+    """Sweep workers (joblib processes) never call run.main: glibc reads MALLOC_*_ from the
+    environment they inherit. A user's own value wins."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, subprocess, sys; from lstmpaths.run import tune_allocator; tune_allocator();"
+        "print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get("
+        '"MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_"))\'],'
+        "capture_output=True, text=True).stdout.strip())"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert child.stdout.split() == [str(1 << 30), str(1 << 30)], child.stderr
+    env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert child.stdout.split() == ["65536", str(1 << 30)], child.stderr
