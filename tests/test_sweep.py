@@ -197,4 +197,30 @@ def test_study_designs_plan_their_jobs() -> None:
     # 4 activations x 3 noises x 3 seeds + the primary setting's seeds 3..9
     assert planned("robustness") == 36 + 7
     assert planned("robustness", "autoencoder.activation=linear") == 9 + 7
-    assert planned("lstm_retrains") == 3 * 8
+    assert planned("lstm_retrains") == 3 * 10
+
+
+def test_a_run_reused_from_another_sweep_belongs_to_both(tmp_path: Path) -> None:
+    """lstm_retrains reuses the seed-8 runs robustness trained: its report must read them."""
+    from lstmpaths.tracking import mark_reused, sweep_runs
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "artifacts"))
+    first, second = client.create_run(exp).info.run_id, client.create_run(exp).info.run_id
+
+    def child(parent: str, name: str):
+        run = client.create_run(exp, tags={"mlflow.parentRunId": parent, "lstmpaths.stage": name})
+        return client.get_run(run.info.run_id)
+
+    trained_by_first = child(first, "paths")
+    own = child(second, "paths")
+    mark_reused(uri, client.get_run(trained_by_first.info.run_id), second)
+    mark_reused(uri, own, second)  # its own run: nothing to add
+    ids = {r.info.run_id for r in sweep_runs(client, exp, second)}
+    assert ids == {own.info.run_id, trained_by_first.info.run_id}
+    assert {r.info.run_id for r in sweep_runs(client, exp, first)} == {trained_by_first.info.run_id}
+    assert sweep_runs(client, exp, second, "tags.`lstmpaths.stage` = 'classifier'") == []
+    assert not any(
+        k.startswith("lstmpaths.reused_in") for k in client.get_run(own.info.run_id).data.tags
+    )

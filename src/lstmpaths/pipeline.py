@@ -32,6 +32,7 @@ from lstmpaths.tracking import (
     find_finished,
     flatten,
     log_metrics,
+    mark_reused,
     store_folder,
     tracked_run,
 )
@@ -125,6 +126,7 @@ def run_classifier_stage(
             if found is None:
                 return _train_classifier(cfg, prepared, key, experiment_id)
     log.info("reusing classifier run %s (key %s)", found.info.run_id, key)
+    mark_reused(uri, found, sweep_context().get("mlflow.parentRunId"))
     metrics = {k: float(v) for k, v in found.data.metrics.items()}
     model_name = found.data.tags.get(MODEL_TAG, f"seed {cfg.classifier.seed}")
     return ClassifierOutcome(found.info.run_id, key, True, metrics, prepared, model=model_name)
@@ -323,6 +325,7 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> PathsOu
         if found is None:
             return None
         log.info("reusing paths run %s (key %s)", found.info.run_id, key)
+        mark_reused(uri, found, sweep_context().get("mlflow.parentRunId"))
         metrics = {k: float(v) for k, v in found.data.metrics.items()}
         return PathsOutcome(found.info.run_id, metrics, reused=True)
 

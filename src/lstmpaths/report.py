@@ -34,7 +34,7 @@ AE_VARYING = ("bottleneck", "widths", "lr", "batch_size", "window", "max_epochs"
 
 def fetch_runs(uri: str, experiment: str, parent: str | None) -> tuple[str, list]:
     """The experiment id and its FINISHED, complete paths runs (of one sweep when parent)."""
-    from lstmpaths.tracking import COMPLETE_TAG, STAGE_TAG, client, newest_per_key
+    from lstmpaths.tracking import COMPLETE_TAG, STAGE_TAG, client, newest_per_key, sweep_runs
 
     mlflow_client = client(uri)
     exp = mlflow_client.get_experiment_by_name(experiment)
@@ -49,8 +49,10 @@ def fetch_runs(uri: str, experiment: str, parent: str | None) -> tuple[str, list
         check_run_id(parent)
         if mlflow_client.search_runs([exp.experiment_id], f"attributes.run_id = '{parent}'") == []:
             raise ConfigError(f"--parent {parent}: no such run in experiment {experiment}")
-        query += f" and tags.`mlflow.parentRunId` = '{parent}'"
-    every = mlflow_client.search_runs([exp.experiment_id], query, max_results=50000)
+        # its children and the runs of other sweeps its jobs reused
+        every = sweep_runs(mlflow_client, exp.experiment_id, parent, query)
+    else:
+        every = mlflow_client.search_runs([exp.experiment_id], query, max_results=50000)
     # a configuration that two sweeps on one store both ran counts once, not as an extra seed
     complete = [
         r for r in every if r.info.status == "FINISHED" and r.data.tags.get(COMPLETE_TAG) == "1"

@@ -86,7 +86,7 @@ def report_progress(uri: str, runs_per_job: int = 1) -> str | None:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from lstmpaths.tracking import STAGE_TAG, client, newest_per_key
+    from lstmpaths.tracking import STAGE_TAG, client, newest_per_key, sweep_runs
 
     tags = sweep_context()
     parent_id = tags.get("mlflow.parentRunId")
@@ -97,11 +97,11 @@ def report_progress(uri: str, runs_per_job: int = 1) -> str | None:
     total = int(total_file.read_text()) if total_file.is_file() else 0
     mlflow_client = client(uri)
     parent = mlflow_client.get_run(parent_id)
-    ended = mlflow_client.search_runs(
-        [parent.info.experiment_id],
-        f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{STAGE_TAG}` = 'paths' "
-        "and attributes.status != 'RUNNING'",
-        max_results=50000,
+    ended = sweep_runs(
+        mlflow_client,
+        parent.info.experiment_id,
+        parent_id,
+        f"tags.`{STAGE_TAG}` = 'paths' and attributes.status != 'RUNNING'",
     )
     # a configuration re-run after Ctrl-C counts once; a job projects runs_per_job models
     done = len(newest_per_key(ended)) // runs_per_job
@@ -276,7 +276,7 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP
-        from lstmpaths.tracking import client, newest_per_key, reap_dead_runs
+        from lstmpaths.tracking import client, newest_per_key, reap_dead_runs, sweep_runs
 
         sweep_dir = Path(config.hydra.sweep.dir)
         parent_file = sweep_dir / PARENT_FILE
@@ -288,7 +288,7 @@ class MlflowSweepCallback(Callback):
         children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
         # a worker that died (OOM, SIGKILL) leaves its run RUNNING: close it before counting
         reap_dead_runs(mlflow_client, run.info.experiment_id, children)
-        runs = mlflow_client.search_runs([run.info.experiment_id], children, max_results=50000)
+        runs = sweep_runs(mlflow_client, run.info.experiment_id, parent_id)
         stage = config.get("stage", "paths")
         latest = newest_per_key([r for r in runs if r.data.tags.get("lstmpaths.stage") == stage])
         finished = sum(r.info.status == "FINISHED" for r in latest.values())

@@ -265,6 +265,31 @@ def find_finished(uri: str, experiment_id: str, key: str):
     return runs[0] if runs else None
 
 
+# A sweep job that reuses a run of another sweep (or of a single job) tags it with this prefix
+# and the sweep's parent id: the run is then one of that sweep's runs too (a run has one
+# parentRunId, and a configuration two sweeps need is trained once).
+REUSED_IN = "lstmpaths.reused_in."
+
+
+def mark_reused(uri: str, run, parent_id: str | None) -> None:
+    """Count `run` as one of the sweep `parent_id`'s runs (no-op outside a sweep or for its own)."""
+    if parent_id and run.data.tags.get("mlflow.parentRunId") != parent_id:
+        client(uri).set_tag(run.info.run_id, f"{REUSED_IN}{parent_id}", "1")
+
+
+def sweep_runs(mlflow_client, experiment_id: str, parent_id: str, query: str = "") -> list:
+    """Every run of the sweep `parent_id`: its children and the runs its jobs reused."""
+    extra = f" and {query}" if query else ""
+    own = mlflow_client.search_runs(
+        [experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'{extra}", max_results=50000
+    )
+    reused = mlflow_client.search_runs(
+        [experiment_id], f"tags.`{REUSED_IN}{parent_id}` = '1'{extra}", max_results=50000
+    )
+    ids = {r.info.run_id for r in own}
+    return own + [r for r in reused if r.info.run_id not in ids]
+
+
 # Who runs a run: so that a run whose process is gone (SIGKILL, power loss) can be told from a
 # live one, and closed as KILLED by the next job on the same machine.
 HOST_TAG, PID_TAG, PID_START_TAG = "lstmpaths.host", "lstmpaths.pid", "lstmpaths.pid_start"
