@@ -207,36 +207,3 @@ def test_augment_keeps_padding_and_the_last_step() -> None:
             warped[1, warped[1, :, 0] != 0] == 1.0
         )
     assert torch.equal(augment(x, 0.0, 0.0), x)
-
-
-def _resample_one_by_one(x: torch.Tensor, lengths, factors) -> torch.Tensor:
-    """Reference: each sequence on its own through torch's linear interpolate."""
-    out = torch.zeros_like(x)
-    t = x.shape[1]
-    for i, (n, f) in enumerate(zip(lengths.tolist(), factors.tolist(), strict=True)):
-        if n < 2:
-            out[i] = x[i]
-            continue
-        m = min(t, max(2, round(n * f)))
-        seq = x[i, t - n :].T.unsqueeze(0)
-        out[i, t - m :] = torch.nn.functional.interpolate(
-            seq, size=m, mode="linear", align_corners=True
-        )[0].T
-    return out
-
-
-def test_batched_time_warp_matches_interpolating_each_sequence() -> None:
-    from lstmpaths.classifier import resample_front_padded
-
-    torch.manual_seed(1)
-    t, c = 30, 3
-    lengths = torch.tensor([30, 17, 2, 1, 0, 9, 25, 5])
-    # shrink below 2, stretch past T, stay, and ordinary factors
-    factors = torch.tensor([1.4, 0.7, 0.1, 3.0, 1.2, 1.0, 0.82, 2.5])
-    x = torch.zeros(len(lengths), t, c)
-    for i, n in enumerate(lengths.tolist()):
-        if n:
-            x[i, t - n :] = torch.randn(n, c) + 5.0
-    batched = resample_front_padded(x, lengths, factors)
-    torch.testing.assert_close(batched, _resample_one_by_one(x, lengths, factors))
-    assert torch.equal(batched[3], x[3]) and torch.equal(batched[4], x[4])

@@ -4,10 +4,11 @@ sweep worker that ends with its sweep.
 Two jobs that each start one OpenMP thread per core on a 2-core machine do not run at half
 speed: threads that spin while waiting for each other make every step 100x slower. So a job
 sizes its threads to the cores it can have (its CPU affinity, shared with the other jobs of its
-sweep), and a waiting OpenMP thread spins only 1,000 times before it sleeps (`run.main` sets
-GOMP_SPINCOUNT before torch loads). Measured on 2 cores, one 64 x 90 LSTM step: alone 15.7 ms
+sweep), and a waiting OpenMP thread spins only 500 times before it sleeps (`run.main` sets
+GOMP_SPINCOUNT before torch loads). Measured on 2 cores, one 64 x 90 LSTM step: alone 17.3 ms
 (36 ms with OMP_WAIT_POLICY=PASSIVE, whose sleeping threads wake late for every small parallel
-region); two 2-thread jobs side by side 50 ms each (3,650 ms spinning by default).
+region; 15.7 ms spinning 1,000 times); two 2-thread jobs side by side 41 ms each (50 ms at 1,000
+spins, 3,650 ms with OpenMP's default spinning).
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ def check_group_choices(args: list[str]) -> None:
 
 def main() -> None:
     # Before torch loads OpenMP: a waiting thread spins briefly, then sleeps (see processes.py).
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    os.environ.setdefault("GOMP_SPINCOUNT", "500")
     check_group_choices(sys.argv[1:])
     tune_allocator()
     silence_library_noise()
