@@ -52,7 +52,21 @@ def test_sweep_html_loads_plotly_from_its_cdn_and_stays_small(tmp_path: Path) ->
     text = cdn.read_text()
     assert "cdn.plot.ly" in text and "rec399" in text
     assert inline.stat().st_size > 3_000_000  # plotly.js itself
-    # 400 paths x 47 points (46 steps and a break) as base64 float32, about 200 KB; the hover
-    # texts are built in the browser, not stored per point
-    assert '"bdata"' in text
-    assert cdn.stat().st_size < 4 / 3 * 400 * 47 * 2 * 4 + 100_000
+    # 400 paths x 47 points (46 steps and a break) as 16-bit grid positions, deflated: less
+    # than their base64 bytes uncompressed (150 KB); no float arrays, no hover string per point
+    assert '"bdata"' not in text and "DecompressionStream" in text
+    assert cdn.stat().st_size < 4 / 3 * 400 * 47 * 2 * 2 + 30_000
+
+
+def test_grid_points_come_back_within_half_a_grid_step() -> None:
+    points = np.array([[0.0, -1.0], [np.nan, np.nan], [2.0, 3.0], [0.5, 1.0], [1e-9, 5.0]])
+    grid, low, span = fig.grid_points(points)
+    assert grid.dtype == np.uint16 and grid.shape == (2, 5)
+    np.testing.assert_allclose(low, [0, -1]) and np.testing.assert_allclose(span, [2, 6])
+    assert list(grid[:, 1]) == [fig.GRID + 1] * 2  # the break between two paths
+    assert list(grid[:, 0]) == [0, 0] and list(grid[:, 2]) == [fig.GRID, round(4 / 6 * fig.GRID)]
+    back = low[:, None] + grid * span[:, None] / fig.GRID
+    real = [0, 2, 3, 4]
+    assert np.abs(back[:, real] - points[real].T).max() <= span.max() / (2 * fig.GRID)
+    flat, _, flat_span = fig.grid_points(np.array([[1.0, 1.0], [1.0, 2.0]]))
+    assert flat_span[0] == 1.0 and list(flat[0]) == [0, 0]  # a constant axis does not divide by 0

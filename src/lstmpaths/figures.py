@@ -401,25 +401,57 @@ def paths_animation(
     return path
 
 
-# Fills each trace's hover text in the browser from the per-path lists: shipping one string
-# per point would make the file ~5x larger (116,000 points on the real data).
-_HOVER_SCRIPT = """
+# The paths' points travel as 16-bit grid positions over the plot's extent (65,534 steps a side:
+# below a pixel at any zoom a reader would use), deflated and base64-encoded; the browser
+# inflates them (DecompressionStream) and fills in each trace's x, y and hover texts. Float32
+# arrays made the file ~3x larger and one hover string per point ~5x (116,000 points on the
+# real data). 65535 marks the break between two paths.
+_POINTS_SCRIPT = """
 var gd = document.getElementById('{plot_id}');
 var info = %s;
-var texts = info.members.map(function (members) {
-    var out = [];
-    members.forEach(function (i) {
+var bytes = Uint8Array.from(atob(info.points), function (c) { return c.charCodeAt(0); });
+new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate')))
+  .arrayBuffer().then(function (buffer) {
+    var grid = new Uint16Array(buffer), n = grid.length / 2, at = 0, xs = [], ys = [];
+    function coordinate(q, axis) {
+      return q === 65535 ? NaN : info.low[axis] + q * info.span[axis] / 65534;
+    }
+    info.counts.forEach(function (count) {
+      var x = new Float64Array(count), y = new Float64Array(count);
+      for (var i = 0; i < count; i++) {
+        x[i] = coordinate(grid[at + i], 0);
+        y[i] = coordinate(grid[n + at + i], 1);
+      }
+      at += count; xs.push(x); ys.push(y);
+    });
+    var texts = info.members.map(function (members) {
+      var out = [];
+      members.forEach(function (i) {
         info.steps.forEach(function (s) { out.push(info.ids[i] + '<br>step ' + s +
             '<br>predicted ' + info.predicted[i]); });
         out.push('');
+      });
+      return out;
     });
-    return out;
-});
-Plotly.restyle(gd, {text: texts});
+    Plotly.restyle(gd, {x: xs, y: ys, text: texts});
+  });
 """
 
 # Where plotly.js comes from: written into the file (offline, +4.6 MB) or loaded from its CDN.
 PLOTLYJS = {"inline": True, "cdn": "cdn"}
+GRID = 65534  # positions per axis; GRID + 1 marks a break between paths
+
+
+def grid_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P, 2) points (NaN rows: breaks) -> uint16 grid positions (2, P), the low corner and the
+    span per axis; a point comes back as low + q * span / GRID, within span / (2 * GRID)."""
+    real = ~np.isnan(points).any(1)
+    low = points[real].min(0) if real.any() else np.zeros(2)
+    span = points[real].max(0) - low if real.any() else np.ones(2)
+    span = np.where(span > 0, span, 1.0)
+    grid = np.full(points.shape, GRID + 1, np.uint16)
+    grid[real] = np.round((points[real] - low) / span * GRID).astype(np.uint16)
+    return grid.T.copy(), low, span
 
 
 def interactive_paths(
@@ -435,28 +467,31 @@ def interactive_paths(
     plotlyjs: str = "inline",
 ) -> Path:
     """An HTML figure: zoom/pan, hover (sign, sequence id, step, prediction), and one legend
-    entry per sign to show/hide it. Replaces the study's 50x40-inch PNG. Coordinates go in as
-    float32 arrays (plotly's base64 typed arrays), the hover texts are built in the browser,
-    and plotly.js is inlined (self-contained) or loaded from its CDN (`plotlyjs="cdn"`)."""
+    entry per sign to show/hide it. Replaces the study's 50x40-inch PNG. The points go in as
+    deflated 16-bit grid positions that the page decodes (`_POINTS_SCRIPT`), the hover texts are
+    built in the browser, and plotly.js is inlined (self-contained) or loaded from its CDN
+    (`plotlyjs="cdn"`)."""
+    import base64
     import json
+    import zlib
 
     import plotly.graph_objects as go
 
-    xy = _display(codes[..., :2], log1p).astype(np.float32)
+    xy = _display(codes[..., :2], log1p).astype(np.float64)
     steps = np.unique(np.r_[np.arange(0, xy.shape[1], every), xy.shape[1] - 1])
     fig = go.Figure()
-    members_of = []
+    members_of, traces = [], []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         members_of.append(members.tolist())
         # one path after another, a NaN point between two paths breaks the line
-        points = np.full((len(members), len(steps) + 1, 2), np.nan, np.float32)
+        points = np.full((len(members), len(steps) + 1, 2), np.nan)
         points[:, :-1] = xy[members][:, steps]
-        points = points.reshape(-1, 2)
+        traces.append(points.reshape(-1, 2))
         fig.add_trace(
             go.Scattergl(
-                x=points[:, 0],
-                y=points[:, 1],
+                x=[],
+                y=[],
                 mode="lines+markers",
                 name=class_names[c],
                 line={"width": 0.8},
@@ -474,7 +509,12 @@ def interactive_paths(
         xaxis_title="unit 1" + (" (log1p)" if log1p else ""),
         yaxis_title="unit 2" + (" (log1p)" if log1p else ""),
     )
+    grid, low, span = grid_points(np.concatenate(traces))
     info = {
+        "points": base64.b64encode(zlib.compress(grid.astype("<u2").tobytes(), 9)).decode(),
+        "counts": [len(t) for t in traces],
+        "low": low.tolist(),
+        "span": span.tolist(),
         "members": members_of,
         "steps": steps.tolist(),
         "ids": [str(i) for i in ids],
@@ -484,7 +524,7 @@ def interactive_paths(
         path,
         include_plotlyjs=PLOTLYJS[plotlyjs],
         full_html=True,
-        post_script=_HOVER_SCRIPT % json.dumps(info),
+        post_script=_POINTS_SCRIPT % json.dumps(info),
     )
     return path
 
