@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from conftest import tiny_members, tsd_text, write_tar, write_zip
-from lstmpaths.data import AUSLAN_CHANNELS, load_auslan, load_ts, pad_front
+from lstmpaths.data import (
+    AUSLAN_CHANNELS,
+    frames_per_step,
+    load_auslan,
+    load_ts,
+    pad_front,
+    pool_frames,
+)
 from lstmpaths.errors import ConfigError, DataError
-from lstmpaths.prepare import data_config
+from lstmpaths.prepare import data_config, prepare_data
 from lstmpaths.sources import load_source
 from lstmpaths.splits import make_split
 
@@ -331,3 +338,49 @@ def test_split_settings_are_checked(tiny_archive: Path) -> None:
         make_split(data, {"split": "reference", "train_size": 0.5})
     split = make_split(data, data_config("auslan", train_size=0.5, split_seed=1))
     assert len(split.train) == 6 and len(split.val) + len(split.test) == 6
+
+
+# --- data.pool: frames averaged into steps --------------------------------------------------
+
+
+def test_pool_frames_averages_back_from_the_last_frame() -> None:
+    frames = np.arange(14, dtype=np.float32).reshape(7, 2)  # rows [0,1], [2,3], ... [12,13]
+    data = load_source("synthetic", data_config("synthetic", n_signs=2, n_recordings=3)).subset([0])
+    data.sequences = [frames]
+    (pooled,) = pool_frames(data, 3).sequences
+    # windows of 3 counted from the end: rows 4-6, rows 1-3, and the leftover row 0 on its own
+    np.testing.assert_allclose(pooled, [[0, 1], [4, 5], [10, 11]])
+    (short,) = pool_frames(data, 10).sequences  # shorter than one window: one step, its mean
+    np.testing.assert_allclose(short, [[6, 7]])
+    assert pool_frames(data, 1) is data
+    assert data.sequences[0] is frames  # the input is not changed
+
+
+def test_frames_per_step_auto_and_refusals() -> None:
+    assert frames_per_step(np.array([45, 136]), "auto") == 1  # the study's recordings stay
+    assert frames_per_step(np.array([100, 151]), "auto") == 2
+    assert frames_per_step(np.array([100, 450]), "auto") == 3
+    assert frames_per_step(np.array([100, 451]), "auto") == 4
+    assert frames_per_step(np.array([10]), 5) == 5
+    for bad in (0, -2, 2.5, True, "fast"):
+        with pytest.raises(ConfigError, match=r"data.pool=.*: give a whole number"):
+            frames_per_step(np.array([10]), bad)
+
+
+def test_uea_long_series_are_pooled_by_default(tmp_path: Path) -> None:
+    # 12 two-channel series of 300-399 frames: auto pools 3 frames a step (399 -> 133 steps)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        n = 300 + 9 * i
+        channels = rng.normal(size=(2, n)).round(3)
+        rows.append(
+            ":".join(",".join(map(str, c)) for c in channels) + f":{'up' if i % 2 else 'down'}"
+        )
+    train = _ts(tmp_path, "Long_TRAIN.ts", "\n".join(rows) + "\n")
+    _ts(tmp_path, "Long_TEST.ts", "\n".join(rows[:4]) + "\n")
+    prepared = prepare_data(data_config("uea", path=str(train)))
+    assert prepared.data.lengths.max() == 133 and prepared.maxlen == 133
+    assert prepared.data.lengths.min() == 100  # 300 frames
+    kept = prepare_data(data_config("uea", path=str(train), pool=1))
+    assert kept.maxlen == 399

@@ -62,6 +62,9 @@ def _compose(*overrides: str):
             "autoencoder.nosie: no such setting; did you mean autoencoder.noise?",
         ),
         ("+classifier.net.dropout=0.2", "classifier.net.dropout: no such setting"),
+        # 1 is not `true`: taken as a choice it would have skipped standardising silently
+        ("data.standardize=1", "data.standardize=1: choose one of true, false, sequence"),
+        ("data.standardize=seq", "choose one of true, false, sequence"),
     ],
 )
 def test_bad_setting_is_named(override: str, message: str) -> None:
@@ -76,6 +79,7 @@ def test_bad_setting_is_named(override: str, message: str) -> None:
         [],
         ["data=auslan", "data.path=/x.tar.gz"],
         ["data=uea", "data.val_size=0.2"],
+        ["data.standardize=sequence", "data.pool=auto"],
         ["+sweeps=robustness"],
         ["+sweeps=tune"],
         ["+sweeps=lstm_retrains"],

@@ -186,14 +186,25 @@ def standardizer(data: SequenceSet, train_index: np.ndarray) -> tuple[np.ndarray
 
 
 def padded_inputs(
-    data: SequenceSet, maxlen: int, scale: tuple[np.ndarray, np.ndarray] | None
+    data: SequenceSet,
+    maxlen: int,
+    scale: tuple[np.ndarray, np.ndarray] | None,
+    per_sequence: bool = False,
 ) -> np.ndarray:
-    """Standardise the real frames (if scale is given) and front-pad with zeros to maxlen.
+    """Standardise the real frames and front-pad with zeros to maxlen.
 
+    scale: per-channel (mean, sd) of the training frames (`data.standardize: true`).
+    per_sequence: each sequence to mean 0 and sd 1 per channel instead (`data.standardize:
+    sequence`): removes a recording's own offsets and gains, e.g. a glove calibrated anew each
+    session, which a few training recordings cannot teach the network to ignore.
     Padding after standardising keeps the padding at the channel mean, so it carries no signal.
     """
+    from lstmpaths.baseline import znormalise
+
     seqs = data.sequences
-    if scale is not None:
+    if per_sequence:
+        seqs = [znormalise(s.astype(np.float64)).astype(np.float32) for s in seqs]
+    elif scale is not None:
         mean, sd = scale
         seqs = [((s - mean) / sd).astype(np.float32) for s in seqs]
     return pad_front(seqs, maxlen)
@@ -390,9 +401,10 @@ def write_classifier_files(
     probs: np.ndarray,
     data: SequenceSet,
     split: Split,
+    per_sequence: bool = False,
 ) -> dict[str, np.ndarray]:
-    """The classifier run's files in `out` (weights, activations, per-class accuracy, the
-    misclassified list, the test confusion matrix). Returns the arrays of `activations.npz`:
+    """The classifier run's files in `out` (weights, the input scaling `padded_inputs` applied,
+    activations, per-class accuracy, the misclassified list, the test confusion matrix). Returns the arrays of `activations.npz`:
     exactly what is stored (float16 activations) is what the paths stage gets, so a job that
     trains its classifier computes the same paths as one that reuses it."""
     from lstmpaths.figures import confusion_figure
@@ -405,6 +417,7 @@ def write_classifier_files(
             "state_dict": host_state(net),
             "mean": torch.from_numpy(np.asarray(mean, np.float32)),
             "sd": torch.from_numpy(np.asarray(sd, np.float32)),
+            "per_sequence": per_sequence,  # True: each input z-normalised on its own instead
         },
         out / "classifier.pt",
     )

@@ -141,6 +141,44 @@ def apply_maxlen(
     return out
 
 
+# `data.pool: auto` averages frames until the longest recording has at most this many steps.
+# An LSTM trained on a few recordings learns little from series of several hundred steps; the
+# study's recordings (at most 136 frames) stay as they are.
+AUTO_POOL_STEPS = 150
+
+
+def frames_per_step(lengths: np.ndarray, pool: int | str) -> int:
+    """How many frames `data.pool` averages into one step: a whole number >= 1 as given, or
+    "auto": the fewest that bring the longest sequence to at most AUTO_POOL_STEPS steps."""
+    if pool == "auto":
+        longest = int(np.max(lengths)) if len(lengths) else 0
+        return max(1, -(-longest // AUTO_POOL_STEPS))
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        raise ConfigError(
+            f"data.pool={pool!r}: give a whole number of frames per step (>= 1) or auto"
+        )
+    return pool
+
+
+def pool_frames(data: SequenceSet, k: int) -> SequenceSet:
+    """Every sequence's frames averaged in windows of k, counted back from the last frame (the
+    step the classifier reads keeps the sequence's end); a shorter first window averages the
+    frames left over. k=1 returns `data` itself."""
+    if k == 1:
+        return data
+    pooled = []
+    for seq in data.sequences:
+        n = len(seq)
+        head = n % k
+        windows = seq[head:].reshape(-1, k, seq.shape[1]).mean(1)
+        if head:
+            windows = np.concatenate([seq[:head].mean(0, keepdims=True), windows])
+        pooled.append(windows.astype(np.float32))
+    out = data.subset(np.arange(len(data)))
+    out.sequences = pooled
+    return out
+
+
 def padded_length(data: SequenceSet, maxlen: int | None) -> int:
     return int(maxlen) if maxlen is not None else int(data.lengths.max())
 

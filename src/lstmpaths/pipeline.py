@@ -150,8 +150,9 @@ def _train_classifier(
     uri = cfg.tracking.uri
     data, split = prepared.data, prepared.split
     device = resolve_device(cfg.accelerator)
-    scale = standardizer(data, split.train) if cfg.data.standardize else None
-    inputs = padded_inputs(data, prepared.maxlen, scale)
+    per_sequence = cfg.data.standardize == "sequence"
+    scale = standardizer(data, split.train) if cfg.data.standardize is True else None
+    inputs = padded_inputs(data, prepared.maxlen, scale, per_sequence)
     tags = {
         STAGE_TAG: "classifier",
         KEY_TAG: key,
@@ -191,12 +192,15 @@ def _train_classifier(
             warning = (
                 f"the classifier's test accuracy {metrics['test_acc']:.3f} is below a 1-nearest-"
                 f"neighbour baseline's {metrics['baseline_1nn_test_acc']:.3f}: its paths show "
-                "little; train it longer or on more data"
+                "little. Few or long recordings: try data.standardize=sequence and data.pool=auto "
+                "(README, Small data sets)"
             )
             log.warning(warning)
             mlflow_client.set_tag(run_id, "lstmpaths.warning", warning)
         out = Path(tmp) / "artifacts"
-        stored = write_classifier_files(out, net, scale, activations, probs, data, split)
+        stored = write_classifier_files(
+            out, net, scale, activations, probs, data, split, per_sequence
+        )
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         for path in sorted(out.iterdir()):
             artifact_dir = "figures" if path.suffix == ".png" else None

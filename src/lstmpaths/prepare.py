@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lstmpaths.data import SequenceSet, padded_length
+from lstmpaths.data import SequenceSet, frames_per_step, padded_length, pool_frames
 from lstmpaths.errors import ConfigError
 from lstmpaths.sources import load_source, setting
 from lstmpaths.splits import Split, make_split
@@ -66,8 +66,12 @@ def _prepare(options: dict) -> Prepared:
             data, make_split(data, options), models[0].arrays["activations"].shape[1], models
         )
     data = load_source(setting(options, "source"), options)
+    maxlen = setting(options, "maxlen")
+    k = frames_per_step(data.lengths, setting(options, "pool"))
+    if k > 1:  # maxlen counted frames; the padded length is now the longest pooled sequence
+        data, maxlen = pool_frames(data, k), None
     split = make_split(data, options)
-    return Prepared(data, split, padded_length(data, setting(options, "maxlen")))
+    return Prepared(data, split, padded_length(data, maxlen))
 
 
 def data_config(source: str, **overrides) -> dict:

@@ -41,7 +41,7 @@ class Rule:
         if value is None:
             return None if self.nullable else "must be set"
         if self.choices:  # `precision=32` arrives as a number, `bottleneck="2"` as text
-            ok = value in self.choices or str(value) in {str(c) for c in self.choices}
+            ok = any(_is_choice(value, c) for c in self.choices)
             return None if ok else f"choose one of {_listing(self.choices)}"
         if self.kind is object:
             return None
@@ -78,8 +78,14 @@ def _range_text(rule: Rule) -> str:
     return "must be " + " and ".join(parts)
 
 
+def _is_choice(value: Any, choice: Any) -> bool:
+    if isinstance(value, bool) or isinstance(choice, bool):  # 1 is not `true`, "True" is not either
+        return value is choice
+    return value == choice or str(value) == str(choice)
+
+
 def _listing(choices: tuple) -> str:
-    return ", ".join(str(c) for c in choices)
+    return ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
 
 
 def positive_int(**kw: Any) -> Rule:
@@ -129,7 +135,8 @@ RULES: dict[str, Rule] = {
     "data.n_control_pairs": count(),
     "data.n_mislabelled": count(),
     "data.one_handed_fraction": Rule(float, low=0, high=1),
-    "data.standardize": FLAG,
+    "data.standardize": Rule(choices=(True, False, "sequence")),
+    "data.pool": ANY,  # a whole number >= 1 or "auto": data.frames_per_step checks it
     "data.split": Rule(choices=SPLITS),
     "data.train_size": ANY,  # a count or a fraction: splits.py checks it against the data
     "data.val_size": fraction(),
