@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from conftest import REPO, RUN
 from lstmpaths.classifier import ClassifierModule, SignRNN, extract_activations, padded_inputs
-from lstmpaths.pipeline import classifier_key
+from lstmpaths.pipeline import classifier_key, weaker_than_baseline_hint
 from lstmpaths.synthetic import generate
 
 TINY = [
@@ -57,6 +57,16 @@ def test_per_sequence_standardising_removes_a_recordings_offset_and_gain() -> No
     assert not np.allclose(
         padded_inputs(shifted, maxlen, scale), padded_inputs(data, maxlen, scale)
     )
+
+
+def test_the_weaker_than_1nn_hint_names_only_settings_not_in_use() -> None:
+    study = weaker_than_baseline_hint({"standardize": True, "pool": 1})
+    assert "try data.standardize=sequence and data.pool=auto" in study
+    assert "try data.pool=auto (" in weaker_than_baseline_hint(
+        {"standardize": "sequence", "pool": 2}
+    )
+    both = weaker_than_baseline_hint({"standardize": "sequence", "pool": "auto"})
+    assert "try" not in both and "More of them" in both
 
 
 def test_loss_falls_on_a_tiny_batch() -> None:

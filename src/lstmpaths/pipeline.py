@@ -132,6 +132,18 @@ def run_classifier_stage(
     return ClassifierOutcome(found.info.run_id, key, True, metrics, prepared, model=model_name)
 
 
+def weaker_than_baseline_hint(data_cfg) -> str:
+    """What to try when the LSTM loses to 1-NN: the small-data settings not yet in use."""
+    untried = [
+        f"data.{key}={value}"
+        for key, value in (("standardize", "sequence"), ("pool", "auto"))
+        if str(data_cfg.get(key)) != value
+    ]
+    if untried:
+        return f"Few or long recordings: try {' and '.join(untried)} (README, Small data sets)"
+    return "Few training recordings per class? More of them help most (README, Small data sets)"
+
+
 def _train_classifier(
     cfg: DictConfig, prepared: Prepared, key: str, experiment_id: str
 ) -> ClassifierOutcome:
@@ -192,8 +204,7 @@ def _train_classifier(
             warning = (
                 f"the classifier's test accuracy {metrics['test_acc']:.3f} is below a 1-nearest-"
                 f"neighbour baseline's {metrics['baseline_1nn_test_acc']:.3f}: its paths show "
-                "little. Few or long recordings: try data.standardize=sequence and data.pool=auto "
-                "(README, Small data sets)"
+                f"little. {weaker_than_baseline_hint(cfg.data)}"
             )
             log.warning(warning)
             mlflow_client.set_tag(run_id, "lstmpaths.warning", warning)
