@@ -384,3 +384,6 @@ def test_uea_long_series_are_pooled_by_default(tmp_path: Path) -> None:
     assert prepared.data.lengths.min() == 100  # 300 frames
     kept = prepare_data(data_config("uea", path=str(train), pool=1))
     assert kept.maxlen == 399
+    # a config stored before `data.pool` existed (the report prepares those again) means 1
+    old = {k: v for k, v in data_config("uea", path=str(train)).items() if k != "pool"}
+    assert prepare_data(old).maxlen == 399

@@ -404,9 +404,10 @@ def write_classifier_files(
     per_sequence: bool = False,
 ) -> dict[str, np.ndarray]:
     """The classifier run's files in `out` (weights, the input scaling `padded_inputs` applied,
-    activations, per-class accuracy, the misclassified list, the test confusion matrix). Returns the arrays of `activations.npz`:
-    exactly what is stored (float16 activations) is what the paths stage gets, so a job that
-    trains its classifier computes the same paths as one that reuses it."""
+    activations, per-class accuracy, the misclassified list, the test confusion matrix).
+    Returns the arrays of `activations.npz`: exactly what is stored (float16 activations) is
+    what the paths stage gets, so a job that trains its classifier computes the same paths as
+    one that reuses it."""
     from lstmpaths.figures import confusion_figure
 
     out.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,8 @@ def _prepare(options: dict) -> Prepared:
         )
     data = load_source(setting(options, "source"), options)
     maxlen = setting(options, "maxlen")
-    k = frames_per_step(data.lengths, setting(options, "pool"))
+    # configs stored by versions before `data.pool` (the report re-prepares them) meant 1
+    k = frames_per_step(data.lengths, options.get("pool", 1))
     if k > 1:  # maxlen counted frames; the padded length is now the longest pooled sequence
         data, maxlen = pool_frames(data, k), None
     split = make_split(data, options)
