@@ -405,7 +405,7 @@ def paths_animation(
 # below a pixel at any zoom a reader would use), deflated and base64-encoded; the browser
 # inflates them (DecompressionStream) and fills in each trace's x, y and hover texts. Float32
 # arrays made the file ~3x larger and one hover string per point ~5x (116,000 points on the
-# real data). 65535 marks the break between two paths.
+# real data). GRID + 1 marks the break between two paths.
 _POINTS_SCRIPT = """
 var gd = document.getElementById('{plot_id}');
 var info = %s;
@@ -414,7 +414,7 @@ new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('def
   .arrayBuffer().then(function (buffer) {
     var grid = new Uint16Array(buffer), n = grid.length / 2, at = 0, xs = [], ys = [];
     function coordinate(q, axis) {
-      return q === 65535 ? NaN : info.low[axis] + q * info.span[axis] / 65534;
+      return q > info.grid ? NaN : info.low[axis] + q * info.span[axis] / info.grid;
     }
     info.counts.forEach(function (count) {
       var x = new Float64Array(count), y = new Float64Array(count);
@@ -512,6 +512,7 @@ def interactive_paths(
     grid, low, span = grid_points(np.concatenate(traces))
     info = {
         "points": base64.b64encode(zlib.compress(grid.astype("<u2").tobytes(), 9)).decode(),
+        "grid": GRID,
         "counts": [len(t) for t in traces],
         "low": low.tolist(),
         "span": span.tolist(),
