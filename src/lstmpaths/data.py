@@ -18,7 +18,7 @@ import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -174,9 +174,7 @@ def pool_frames(data: SequenceSet, k: int) -> SequenceSet:
         if head:
             windows = np.concatenate([seq[:head].mean(0, keepdims=True), windows])
         pooled.append(windows.astype(np.float32))
-    out = data.subset(np.arange(len(data)))
-    out.sequences = pooled
-    return out
+    return replace(data, sequences=pooled, dropped=dict(data.dropped))
 
 
 def padded_length(data: SequenceSet, maxlen: int | None) -> int:
