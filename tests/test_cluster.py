@@ -120,6 +120,20 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def _why(done: subprocess.CompletedProcess, uri: str) -> str:
+    """What a failing sweep says went wrong: each job's error line (logged to stdout), each
+    FAILED run's error tag, then the end of stderr."""
+    import mlflow
+
+    runs = mlflow.MlflowClient(uri).search_runs(
+        [e.experiment_id for e in mlflow.MlflowClient(uri).search_experiments()],
+        "attributes.status = 'FAILED'",
+    )
+    errors = [line for line in done.stdout.splitlines() if "job failed" in line]
+    errors += [f"FAILED {r.info.run_name}: {r.data.tags.get('lstmpaths.error')}" for r in runs]
+    return "\n".join([*errors, done.stderr[-3000:]])
+
+
 @pytest.mark.slow
 def test_smoke_sweep_on_ray_with_mlflow_server_on_postgres(
     mlflow_server: str, tmp_path: Path
@@ -133,7 +147,7 @@ def test_smoke_sweep_on_ray_with_mlflow_server_on_postgres(
         ["-m", "+sweeps=smoke", "cluster=ray", "tracking=server", f"hydra.sweep.dir={tmp_path}/s"],
         env,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.returncode == 0, _why(done, mlflow_server)
     print(f"smoke sweep on Ray + mlflow server/PostgreSQL: {time.perf_counter() - started:.0f} s")
     assert "ray" in (done.stdout + done.stderr).lower()
     client = mlflow.MlflowClient(mlflow_server)
@@ -174,6 +188,6 @@ def test_optuna_study_in_postgres_continues(
     env = {"MLFLOW_TRACKING_URI": mlflow_server}
     for _ in range(2):
         done = _run(args, env)
-        assert done.returncode == 0, done.stderr[-4000:]
+        assert done.returncode == 0, _why(done, mlflow_server)
     study = optuna.load_study(study_name="cluster-test", storage=storage)
     assert len([t for t in study.trials if t.state.is_finished()]) == 4

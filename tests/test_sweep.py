@@ -200,6 +200,50 @@ def test_study_designs_plan_their_jobs() -> None:
     assert planned("lstm_retrains") == 3 * 10
 
 
+def test_parallel_jobs_marking_one_reused_run_do_not_fail(tmp_path: Path, monkeypatch) -> None:
+    """Two jobs of a sweep reuse one classifier run at once: on PostgreSQL the second insert of
+    the same tag is a duplicate key (seen in CI). The job whose write lost goes on; a write that
+    failed without the tag being there is tried again, and an error that stays is raised."""
+    from mlflow.exceptions import MlflowException
+
+    from lstmpaths.tracking import REUSED_IN, mark_reused
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=str(tmp_path / "artifacts"))
+    shared = client.get_run(client.create_run(exp).info.run_id)
+    real_log_batch = mlflow.MlflowClient.log_batch
+    calls = []
+
+    def other_job_won(self, run_id, **kwargs):
+        calls.append(run_id)
+        real_log_batch(self, run_id, **kwargs)  # the other job's insert lands first ...
+        raise MlflowException("duplicate key value violates unique constraint tags_pkey")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", other_job_won)
+    mark_reused(uri, shared, "sweep-a")
+    assert len(calls) == 1
+    assert client.get_run(shared.info.run_id).data.tags[f"{REUSED_IN}sweep-a"] == "1"
+
+    def fails_once(self, run_id, **kwargs):
+        calls.append(run_id)
+        if len(calls) == 2:
+            raise MlflowException("server busy")
+        real_log_batch(self, run_id, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", fails_once)
+    mark_reused(uri, shared, "sweep-b")
+    assert len(calls) == 3
+    assert client.get_run(shared.info.run_id).data.tags[f"{REUSED_IN}sweep-b"] == "1"
+
+    def always_fails(self, run_id, **kwargs):
+        raise MlflowException("store gone")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", always_fails)
+    with pytest.raises(MlflowException, match="store gone"):
+        mark_reused(uri, shared, "sweep-c", attempts=2)
+
+
 def test_a_run_reused_from_another_sweep_belongs_to_both(tmp_path: Path) -> None:
     """lstm_retrains reuses the seed-8 runs robustness trained: its report must read them."""
     from lstmpaths.tracking import mark_reused, sweep_runs

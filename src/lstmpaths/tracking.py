@@ -271,10 +271,27 @@ def find_finished(uri: str, experiment_id: str, key: str):
 REUSED_IN = "lstmpaths.reused_in."
 
 
-def mark_reused(uri: str, run, parent_id: str | None) -> None:
-    """Count `run` as one of the sweep `parent_id`'s runs (no-op outside a sweep or for its own)."""
-    if parent_id and run.data.tags.get("mlflow.parentRunId") != parent_id:
-        client(uri).set_tag(run.info.run_id, f"{REUSED_IN}{parent_id}", "1")
+def mark_reused(uri: str, run, parent_id: str | None, attempts: int = 5) -> None:
+    """Count `run` as one of the sweep `parent_id`'s runs (no-op outside a sweep or for its own).
+
+    Parallel jobs of one sweep that reuse the same run all add this one tag at once. On a
+    PostgreSQL store two such inserts collide (a duplicate key: the other job's insert won), so
+    a failed write counts as done when the tag is there, and is tried again when it is not."""
+    from mlflow.entities import RunTag
+
+    if not parent_id or run.data.tags.get("mlflow.parentRunId") == parent_id:
+        return
+    mlflow_client, key = client(uri), f"{REUSED_IN}{parent_id}"
+    for attempt in range(attempts):
+        try:
+            mlflow_client.log_batch(run.info.run_id, tags=[RunTag(key, "1")])
+            return
+        except Exception:
+            if mlflow_client.get_run(run.info.run_id).data.tags.get(key) == "1":
+                return  # another job of the sweep wrote it first
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def sweep_runs(mlflow_client, experiment_id: str, parent_id: str, query: str = "") -> list:
