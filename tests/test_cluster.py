@@ -125,9 +125,9 @@ def _why(done: subprocess.CompletedProcess, uri: str) -> str:
     FAILED run's error tag, then the end of stderr."""
     import mlflow
 
-    runs = mlflow.MlflowClient(uri).search_runs(
-        [e.experiment_id for e in mlflow.MlflowClient(uri).search_experiments()],
-        "attributes.status = 'FAILED'",
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "attributes.status = 'FAILED'"
     )
     errors = [line for line in done.stdout.splitlines() if "job failed" in line]
     errors += [f"FAILED {r.info.run_name}: {r.data.tags.get('lstmpaths.error')}" for r in runs]
