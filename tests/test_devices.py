@@ -77,3 +77,25 @@ def test_no_source_file_names_a_device_but_the_resolver() -> None:
         if literal.search(line)
     ]
     assert not offenders, offenders
+
+
+def test_small_training_data_lives_on_the_accelerator_large_data_on_the_host() -> None:
+    from lstmpaths.devices import RESIDENT_DATA_BYTES, Device, data_device
+
+    gpu = Device(torch.device("cuda"), "gpu")  # a description only: nothing is allocated
+    assert data_device(gpu, 20 * 1024**2) == torch.device("cuda")
+    assert data_device(gpu, RESIDENT_DATA_BYTES + 1) == torch.device("cpu")
+    assert data_device(resolve_device("cpu"), 1024) == torch.device("cpu")
+
+
+def test_batches_are_drawn_in_the_same_order_wherever_the_data_lives() -> None:
+    """The shuffle order comes from a host generator: moving the data to a device changes where
+    the batches are, not which vectors they hold (on the CPU, `device=cpu` against None)."""
+    from lstmpaths.training import VectorBatches
+
+    vectors = np.arange(40, dtype=np.float32).reshape(20, 2)
+    here = [b[0] for b in VectorBatches(vectors, 6, shuffle=True, seed=3)]
+    placed = [b[0] for b in VectorBatches(vectors, 6, shuffle=True, seed=3, device="cpu")]
+    assert [len(b) for b in here] == [6, 6, 6, 2]
+    assert all(torch.equal(a, b) for a, b in zip(here, placed, strict=True))
+    assert sorted(torch.cat(here)[:, 0].tolist()) == list(range(0, 40, 2))

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from lstmpaths.devices import Device, native_bf16, resolve_device, to_numpy
+from lstmpaths.devices import Device, data_device, native_bf16, resolve_device, to_numpy
 from lstmpaths.errors import ConfigError
 from lstmpaths.training import BestWeights, EpochProgress, VectorBatches, fit
 
@@ -253,9 +253,15 @@ def train_autoencoder(ae: DictConfig, vectors: np.ndarray, device: Device | None
         trainer,
         module,
         train_dataloaders=VectorBatches(
-            fit_vectors, int(ae.batch_size), shuffle=True, seed=int(ae.seed)
+            fit_vectors,
+            int(ae.batch_size),
+            shuffle=True,
+            seed=int(ae.seed),
+            device=data_device(device, 4 * fit_vectors.size),
         ),
-        val_dataloaders=VectorBatches(check_vectors, 8192, shuffle=False),
+        val_dataloaders=VectorBatches(
+            check_vectors, 8192, shuffle=False, device=data_device(device, 4 * check_vectors.size)
+        ),
     )
     net.load_state_dict(best.state)
     return net, {

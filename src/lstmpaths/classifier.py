@@ -27,7 +27,7 @@ from torch.utils.data import (
 )
 
 from lstmpaths.data import SequenceSet, pad_front
-from lstmpaths.devices import Device, host_state, to_numpy
+from lstmpaths.devices import Device, data_device, host_state, to_numpy
 from lstmpaths.errors import ConfigError
 from lstmpaths.splits import Split
 
@@ -87,25 +87,27 @@ def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
     noise: sd of Gaussian noise added to the real (non-padding) frames, in standardised units.
     time_warp: every sequence is resampled in time by its own factor in [e^-w, e^w] (the sign
     made faster or slower), still ending at the last step; front padding absorbs the change.
-    One `interpolate` per sequence: a batched resample (two gathers) was tried and is as fast
-    on CPU, but its last-bit rounding differs, which changes every classifier's training
-    trajectory and with it the planted-truth validation cell CI runs (see README).
+    One `interpolate` per sequence. A batched resample (two gathers) computes the same to float
+    rounding and is as fast on the CPU, 5 times faster on an H200; but its last-bit rounding
+    changes every classifier's training trajectory, the planted-truth cell CI runs, and the
+    equality of CPU and GPU runs (README, "Performance"), so it is not used.
     """
     real = x.abs().sum(-1) > 0  # (B, T)
     if noise > 0:
         x = x + noise * torch.randn_like(x) * real.unsqueeze(-1).to(x.dtype)
     if time_warp <= 0:
         return x
-    b, t, _ = x.shape
-    lengths = real.sum(1)
-    factors = torch.empty(b).uniform_(-time_warp, time_warp).exp()
+    t = x.shape[1]
+    # host lists, read once: on a GPU, reading each length from a tensor would wait for the
+    # device B times a batch (the factors are drawn from the CPU generator on every device)
+    lengths = real.sum(1).tolist()
+    factors = torch.empty(x.shape[0]).uniform_(-time_warp, time_warp).exp().tolist()
     out = torch.zeros_like(x)
-    for i in range(b):
-        n = int(lengths[i])
+    for i, (n, factor) in enumerate(zip(lengths, factors, strict=True)):
         if n < 2:
             out[i] = x[i]
             continue
-        m = min(t, max(2, round(n * float(factors[i]))))
+        m = min(t, max(2, round(n * factor)))
         seq = x[i, t - n :].T.unsqueeze(0)  # (1, C, n)
         out[i, t - m :] = nn.functional.interpolate(seq, size=m, mode="linear", align_corners=True)[
             0
@@ -214,11 +216,19 @@ class SequenceDataModule(L.LightningDataModule):
     """Padded tensors of a SequenceSet and a Split, served as index-sliced batches."""
 
     def __init__(
-        self, inputs: np.ndarray, labels: np.ndarray, split: Split, batch_size: int, seed: int
+        self,
+        inputs: np.ndarray,
+        labels: np.ndarray,
+        split: Split,
+        batch_size: int,
+        seed: int,
+        device: torch.device | None = None,
     ):
         super().__init__()
-        self.x = torch.from_numpy(inputs)
-        self.y = torch.from_numpy(labels)
+        # `device`: where the tensors live (devices.data_device); the batch order is drawn on
+        # the host either way, so it does not depend on the device
+        self.x = torch.from_numpy(inputs).to(device)
+        self.y = torch.from_numpy(labels).to(device)
         self.split = split
         self.batch_size = batch_size
         self.seed = seed
@@ -353,7 +363,14 @@ def fit_classifier(
         time_warp=float(clf.augment.time_warp),
         lr_patience=int(clf.lr_patience),
     )
-    batches = SequenceDataModule(inputs, data.labels, split, int(clf.batch_size), int(clf.seed))
+    batches = SequenceDataModule(
+        inputs,
+        data.labels,
+        split,
+        int(clf.batch_size),
+        int(clf.seed),
+        device=data_device(device, inputs.nbytes),
+    )
     checkpoint = ModelCheckpoint(
         dirpath=checkpoints, monitor="epoch/val_loss", mode="min", save_weights_only=True
     )

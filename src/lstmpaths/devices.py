@@ -77,6 +77,22 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
+# Training data up to this size is moved to the accelerator once, instead of one batch a step:
+# a host-to-GPU copy per step costs more than the step's arithmetic on these small nets. Larger
+# data stays on the host and travels batch by batch.
+RESIDENT_DATA_BYTES = 2 * 1024**3
+
+
+def data_device(device: Device, nbytes: int) -> torch.device:
+    """Where a training array of `nbytes` should live: on the device that trains on it when it
+    is an accelerator and the array is small enough, else on the host."""
+    import torch
+
+    if device.is_cpu or nbytes > RESIDENT_DATA_BYTES:
+        return torch.device("cpu")
+    return device.torch
+
+
 def host_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A module's weights as host tensors, so a file saved after GPU training loads anywhere."""
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from lightning.pytorch.callbacks import Callback
+
+if TYPE_CHECKING:
+    import torch
 
 
 def fit(trainer, *args, **kwargs) -> None:
@@ -121,12 +125,21 @@ class BestWeights(Callback):
 
 
 class VectorBatches:
-    """Index-sliced batches over an in-memory array: one tensor slice per batch, no collate."""
+    """Index-sliced batches over an in-memory array: one tensor slice per batch, no collate.
+    `device`: where the array lives (see devices.data_device); the shuffle order is drawn on
+    the host, so it is the same on every device."""
 
-    def __init__(self, vectors: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        device: torch.device | None = None,
+    ) -> None:
         import torch
 
-        self.x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -136,7 +149,9 @@ class VectorBatches:
     def __iter__(self):
         import torch
 
-        order = torch.randperm(len(self.x), generator=self.generator) if self.shuffle else None
+        order = None
+        if self.shuffle:
+            order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
         for start in range(0, len(self.x), self.batch_size):
             if order is None:
                 yield (self.x[start : start + self.batch_size],)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The real `robustness` sweep on a lent GPU machine (the `device` tool), as one prepared call:
+#   run(command="bash benchmarks/gpu_sweep.sh", carry=[".whl", ".devdata"])
+# .whl holds wheels of the Python packages that machine's image lacks (hydra, mlflow, optuna,
+# ...; README "Performance" says how they were fetched) and .devdata/tctodd.tar.gz the real
+# archive, which the machine cannot reach in ../shared. Results come back under $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-sweep-out}
+mkdir -p "$OUT"
+[ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
+export LSTMPATHS_AUSLAN=$PWD/.devdata/tctodd.tar.gz
+nvidia-smi -L; echo "cores: $(nproc)"
+python3 -c "import torch, lightning, mlflow, hydra, optuna, numpy
+print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'lightning', lightning.__version__,
+      'mlflow', mlflow.__version__, 'numpy', numpy.__version__)" || exit 1
+
+lstmpaths_run() { python3 -c "import sys; from lstmpaths.run import main; sys.argv[0] = 'lstmpaths-run'; main()" "$@"; }
+
+nvidia-smi dmon -s u -d 1 > "$OUT/dmon.txt" 2>&1 &
+monitor=$!
+for jobs in ${SWEEP_JOBS:-8}; do
+    # a further setting only while the lease has time for it (SWEEP_BUDGET_S after the first)
+    if [ -n "${first_wall:-}" ] && ! python3 -c "import sys; sys.exit($first_wall > ${SWEEP_BUDGET_S:-200})"; then
+        echo "sweep jobs=$jobs skipped: the first took ${first_wall} s"; continue
+    fi
+    export MLFLOW_TRACKING_URI=sqlite:///$PWD/mlruns-gpu-$jobs/mlflow.db
+    mkdir -p mlruns-gpu-$jobs
+    started=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    lstmpaths_run -m ${SWEEP_ARGS:-+sweeps=robustness data=auslan} jobs="$jobs" \
+        hydra.sweep.dir=multirun/gpu-$jobs > "$OUT/sweep-$jobs.log" 2>&1
+    rc=$?
+    ended=$(date +%s.%N)
+    first_wall=${first_wall:-$(python3 -c "print(round($ended - $started, 1))")}
+    echo "sweep jobs=$jobs rc=$rc wall_s=$(python3 -c "print(round($ended - $started, 1))")"
+    tail -n 5 "$OUT/sweep-$jobs.log"
+    python3 benchmarks/sweep_split.py "$MLFLOW_TRACKING_URI" gpu-$jobs | tee "$OUT/split-$jobs.txt"
+    cp "mlruns-gpu-$jobs/mlflow.db" "$OUT/mlflow-$jobs.db" 2>/dev/null
+done
+kill $monitor 2>/dev/null
+# one paths job's artifacts, to look at its figures here
+job=$(dirname "$(dirname "$(find mlruns-gpu-* -name paths.png | head -n 1)")")
+[ -n "$job" ] && tar czf "$OUT/job.tgz" -C "$job" . && du -sh "$job"
