@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The real `robustness` sweep on a lent GPU machine (the `device` tool), as one prepared call:
 #   run(command="bash benchmarks/gpu_sweep.sh", carry=[".whl", ".devdata"])
-# .whl holds wheels of the Python packages that machine's image lacks (hydra, mlflow, optuna,
-# ...; README "Performance" says how they were fetched) and .devdata/tctodd.tar.gz the real
-# archive, which the machine cannot reach in ../shared. Results come back under $OUT.
+# .whl holds wheels of the Python packages that machine's image lacks (its python3 is 3.12 with
+# torch, lightning, numpy, matplotlib, scikit-learn already there): the entries of
+# `.venv/bin/pip freeze` it lacks (hydra-core, hydra-joblib-launcher, omegaconf, mlflow with its
+# skinny and tracing parts and their needs, optuna, plotly, umap-learn, pynndescent, ...), fetched
+# here with `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform
+# manylinux_2_28_x86_64 ... -d .whl NAME==VERSION` (antlr4-python3-runtime 4.9.3 has no wheel:
+# `pip wheel` builds it). .devdata/tctodd.tar.gz is the real archive, which that machine cannot
+# reach in ../shared. Results (logs, the stores, one job's artifacts) come back under $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-sweep-out}
 mkdir -p "$OUT"

@@ -1,10 +1,11 @@
 """Where a finished sweep's time went, read from its MLflow store:
-    python benchmarks/sweep_split.py [TRACKING_URI] [SWEEP_ID]
+    python benchmarks/sweep_split.py [TRACKING_URI] [SWEEP_ID] [--json]
 Prints the sweep's wall time, the classifier's training time, the mean seconds per paths job
 by stage (autoencoder, encoding, figures, the rest), the jobs' device and the store's MB a job."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -53,6 +54,11 @@ def split(uri: str, sweep_id: str) -> dict:
 
 
 if __name__ == "__main__":
-    uri = sys.argv[1] if len(sys.argv) > 1 else default_tracking_uri()
-    for key, value in split(uri, sys.argv[2] if len(sys.argv) > 2 else "robustness-auslan").items():
-        print(f"{key:<20} {value:.2f}" if isinstance(value, float) else f"{key:<20} {value}")
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    uri = args[0] if args else default_tracking_uri()
+    result = split(uri, args[1] if len(args) > 1 else "robustness-auslan")
+    if "--json" in sys.argv:
+        print(json.dumps(result, indent=1))
+    for key, value in result.items():
+        if "--json" not in sys.argv:
+            print(f"{key:<20} {value:.2f}" if isinstance(value, float) else f"{key:<20} {value}")
