@@ -59,8 +59,9 @@ def timed_pair(plain, project, repeats: int) -> tuple[float, float]:
     return statistics.median(a), statistics.median(b)
 
 
-def one_lightning_epoch(module, loader) -> None:
-    """One training epoch through a fresh Trainer, with no validation, logging or checkpoints."""
+def one_lightning_epoch(module, loader, **options) -> None:
+    """One training epoch through a fresh Trainer, with no validation, logging or checkpoints.
+    `options`: further Trainer arguments (the accelerator is the CPU unless they name one)."""
     import lightning as L
 
     trainer = L.Trainer(
@@ -71,7 +72,7 @@ def one_lightning_epoch(module, loader) -> None:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        accelerator="cpu",
+        **{"accelerator": "cpu", **options},
     )
     trainer.fit(module, train_dataloaders=loader)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import load_inputs  # noqa: E402
+from bench import load_inputs, one_lightning_epoch  # noqa: E402
 
 from lstmpaths.classifier import ClassifierModule, SequenceDataModule, SignRNN, augment  # noqa: E402
 from lstmpaths.devices import resolve_device  # noqa: E402
@@ -110,8 +110,6 @@ def main() -> int:
         "augment alone (per-sequence warp)": lambda: augment_only(per_sequence_warp),
         "augment alone (batched warp)": lambda: augment_only(batched_warp),
     }
-    import lightning as L
-
     empty = np.array([], dtype=np.int64)
     for deterministic in (True, False):
         module = ClassifierModule(
@@ -120,19 +118,14 @@ def main() -> int:
         data = SequenceDataModule(inputs, labels, Split(train, empty, empty), 64, 0, device=dev)
 
         def epoch(module=module, data=data, deterministic=deterministic) -> None:
-            L.Trainer(
-                max_epochs=1,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                limit_val_batches=0,
+            one_lightning_epoch(
+                module,
+                data.train_dataloader(),
                 gradient_clip_val=1.0,
                 deterministic=deterministic,
                 accelerator=device.lightning,
                 devices=1,
-            ).fit(module, train_dataloaders=data.train_dataloader())
+            )
 
         rows[f"Lightning epoch, deterministic={deterministic}"] = epoch
     for name, fn in rows.items():

@@ -69,7 +69,7 @@ def mlflow_process(args: list[str], log: Path) -> tuple:
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory) -> dict:
-    """The `smoke` sweep (4 jobs, 2 at a time) run once into its own store, shared by the sweep
+    """The `smoke` sweep (4 jobs, `jobs` at a time: 2 on 2 cores) run once into its own store, shared by the sweep
     layout test and the browser test of the MLflow UI."""
     import subprocess
 

@@ -268,3 +268,24 @@ def test_a_run_reused_from_another_sweep_belongs_to_both(tmp_path: Path) -> None
     assert not any(
         k.startswith("lstmpaths.reused_in") for k in client.get_run(own.info.run_id).data.tags
     )
+
+
+def test_jobs_default_to_the_cores_the_memory_allows(monkeypatch) -> None:
+    """`jobs` left unset: one job per usable core, at most one per 3 GiB of the machine's memory,
+    never none; the config's `${lstmpaths_jobs:}` resolves to that number."""
+    from omegaconf import OmegaConf
+
+    from lstmpaths import processes
+
+    gib = 1024**3
+    for cores, memory, jobs in [
+        (16, 128 * gib, 16),  # the H200 machine
+        (16, 32 * gib, 10),  # a laptop: memory decides
+        (2, 24 * gib, 2),  # this machine
+        (8, 2 * gib, 1),
+        (4, None, 4),  # no /proc/meminfo
+    ]:
+        monkeypatch.setattr(processes, "usable_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(processes, "total_memory_bytes", lambda memory=memory: memory)
+        assert processes.default_jobs() == jobs
+        assert OmegaConf.create({"jobs": "${lstmpaths_jobs:}"}).jobs == jobs

@@ -82,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recordings", default="12,27", help="recordings per sign (12,27)")
     parser.add_argument("--seeds", default="0,1", help="generator seeds (default 0,1)")
     parser.add_argument("--dae-seeds", type=int, default=10, help="DAE seeds per cell (10)")
-    parser.add_argument("--jobs", type=int, default=2, help="sweep jobs at once (2)")
+    parser.add_argument(
+        "--jobs", type=int, help="sweep jobs at once (default: lstmpaths-run's, from the machine)"
+    )
     parser.add_argument("--keep", type=Path, help="keep each cell's store and report here")
     args = parser.parse_args(argv)
+    from lstmpaths.processes import default_jobs
     from lstmpaths.run import silence_library_noise
 
     silence_library_noise()
+    jobs = args.jobs or default_jobs()
     cells = list(
         itertools.product(_numbers(args.signs), _numbers(args.recordings), _numbers(args.seeds))
     )
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         folder = root / f"s{signs}-r{recordings}-g{seed}"
         folder.mkdir(parents=True, exist_ok=True)
-        truth = run_cell(signs, recordings, seed, args.dae_seeds, folder, args.jobs)
+        truth = run_cell(signs, recordings, seed, args.dae_seeds, folder, jobs)
         own = truth["own_nearest"]
         worst_p, worst_r = min(worst_p, own["precision"]), min(worst_r, own["recall"])
         if own["precision"] < GOAL_PRECISION or own["recall"] < GOAL_RECALL:
