@@ -25,7 +25,8 @@ lstmpaths_run() { python3 -c "import sys; from lstmpaths.run import main; sys.ar
 
 nvidia-smi dmon -s u -d 1 > "$OUT/dmon.txt" 2>&1 &
 monitor=$!
-for jobs in ${SWEEP_JOBS:-8}; do
+# SWEEP_JOBS: the jobs-at-once settings to measure, one sweep each (default: the machine's `jobs`)
+for jobs in ${SWEEP_JOBS:-$(python3 -c "from lstmpaths.processes import default_jobs; print(default_jobs())")}; do
     # a further setting only while the lease has time for it (SWEEP_BUDGET_S after the first)
     if [ -n "${first_wall:-}" ] && ! python3 -c "import sys; sys.exit($first_wall > ${SWEEP_BUDGET_S:-200})"; then
         echo "sweep jobs=$jobs skipped: the first took ${first_wall} s"; continue
