@@ -38,9 +38,9 @@ for jobs in ${SWEEP_JOBS:-$(python3 -c "from lstmpaths.processes import default_
     lstmpaths_run -m ${SWEEP_ARGS:-+sweeps=robustness data=auslan} jobs="$jobs" \
         hydra.sweep.dir=multirun/gpu-$jobs > "$OUT/sweep-$jobs.log" 2>&1
     rc=$?
-    ended=$(date +%s.%N)
-    first_wall=${first_wall:-$(python3 -c "print(round($ended - $started, 1))")}
-    echo "sweep jobs=$jobs rc=$rc wall_s=$(python3 -c "print(round($ended - $started, 1))")"
+    wall=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
+    first_wall=${first_wall:-$wall}
+    echo "sweep jobs=$jobs rc=$rc wall_s=$wall"
     tail -n 5 "$OUT/sweep-$jobs.log"
     python3 benchmarks/sweep_split.py "$MLFLOW_TRACKING_URI" gpu-$jobs | tee "$OUT/split-$jobs.txt"
     cp "mlruns-gpu-$jobs/mlflow.db" "$OUT/mlflow-$jobs.db" 2>/dev/null

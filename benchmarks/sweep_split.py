@@ -10,11 +10,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from lstmpaths.tracking import client, default_tracking_uri, newest_run, sweep_runs
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import folder_mb  # noqa: E402
 
-
-def folder_mb(folder: Path) -> float:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+from lstmpaths.tracking import client, default_tracking_uri, newest_run, sweep_runs  # noqa: E402
 
 
 def split(uri: str, sweep_id: str) -> dict:
@@ -59,6 +58,6 @@ if __name__ == "__main__":
     result = split(uri, args[1] if len(args) > 1 else "robustness-auslan")
     if "--json" in sys.argv:
         print(json.dumps(result, indent=1))
-    for key, value in result.items():
-        if "--json" not in sys.argv:
+    else:
+        for key, value in result.items():
             print(f"{key:<20} {value:.2f}" if isinstance(value, float) else f"{key:<20} {value}")
