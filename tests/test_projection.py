@@ -115,6 +115,37 @@ def test_neighbourhood_scores_equal_sklearns_definition(k: int) -> None:
         neighbourhood_scores(high, lows, 200)
 
 
+def test_neighbourhoods_refuse_an_embedding_of_other_points() -> None:
+    from lstmpaths.metrics import Neighbourhoods
+
+    neighbourhoods = Neighbourhoods.of(np.random.default_rng(0).normal(size=(50, 4)), k=3)
+    with pytest.raises(ValueError, match="49 points, the neighbourhoods 50"):
+        neighbourhoods.scores(np.zeros((49, 2)))
+
+
+def test_faithfulness_baseline_is_computed_once_per_classifier() -> None:
+    """A sweep worker measures job after job against one baseline; another classifier's vectors
+    (or another bottleneck width) must get their own, with the numbers a fresh computation gives."""
+    from omegaconf import OmegaConf
+
+    from lstmpaths import projection
+
+    figs = OmegaConf.create({"metrics_subsample": 120, "metrics_k": 5})
+    rng = np.random.default_rng(3)
+    first = rng.normal(size=(300, 12)).astype(np.float32)
+    other = first.copy()
+    other[7, 0] += 1.0  # one value differs: another classifier's vectors
+    base = projection.baseline(first, 2, figs)
+    assert projection.baseline(first.copy(), 2, figs) is base  # equal bytes: reused
+    for vectors, k in ((other, 2), (first, 3)):
+        fresh = projection.baseline(vectors, k, figs)
+        assert fresh is not base
+        high = vectors[subsample(len(vectors), 120, seed=0)]
+        assert fresh.pca == neighbourhood_scores(high, [pca_codes(high, k, fit_on=vectors)], 5)[0]
+        low = high[:, :k] * 2.0
+        assert fresh.neighbourhoods.scores(low) == neighbourhood_scores(high, [low], 5)[0]
+
+
 def test_trustworthiness_by_hand() -> None:
     # 8 points on a line at gaps 1, 2, ..., 7; the 2-D picture swaps the two end points. k = 1.
     # In the picture, point 0 (now at 28) has neighbour 6: its true rank from point 0 is 6;

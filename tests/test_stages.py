@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, TINY_JOB
@@ -73,3 +74,29 @@ def test_nothing_below_the_orchestration_imports_mlflow() -> None:
         text = (REPO / "src" / "lstmpaths" / f"{name}.py").read_text()
         assert "import mlflow" not in text and "from mlflow" not in text, name
         assert "lstmpaths.tracking" not in text, name
+
+
+def test_a_classifiers_activations_are_read_once_per_process(tmp_path: Path, monkeypatch) -> None:
+    """Sweep workers run job after job on one classifier: its activations are read from the
+    store once, handed out read-only, and read again for another run."""
+    from lstmpaths import pipeline, tracking
+
+    downloads = []
+
+    class Store:
+        def download_artifacts(self, run_id: str, path: str, folder: str) -> str:
+            downloads.append(run_id)
+            local = Path(folder) / f"{run_id}-{path}"
+            np.savez(local, activations=np.full((2, 3, 4), len(downloads), np.float32))
+            return str(local)
+
+    monkeypatch.setattr(tracking, "client", lambda uri: Store())
+    monkeypatch.setattr(pipeline, "_last_activations", None)
+    first = pipeline.load_activations("sqlite:///a.db", "run1", str(tmp_path))
+    assert pipeline.load_activations("sqlite:///a.db", "run1", str(tmp_path)) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first["activations"][0, 0, 0] = 0.0
+    other = pipeline.load_activations("sqlite:///a.db", "run2", str(tmp_path))
+    elsewhere = pipeline.load_activations("sqlite:///b.db", "run2", str(tmp_path))
+    assert downloads == ["run1", "run2", "run2"]
+    assert other["activations"][0, 0, 0] == 2 and elsewhere["activations"][0, 0, 0] == 3

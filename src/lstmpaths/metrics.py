@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -52,30 +54,48 @@ def _rank_penalty(d: np.ndarray, neighbours: np.ndarray, k: int, chunk: int = 25
     return total
 
 
+@dataclass(frozen=True)
+class Neighbourhoods:
+    """The high-dimensional side of trustworthiness and continuity (sklearn's definition; Venna
+    & Kaski 2001): the points' distances and k nearest neighbours, computed once and compared
+    with any number of low-dimensional embeddings of the same points (`scores`)."""
+
+    distances: np.ndarray  # (n, n) squared, diagonal +inf
+    nearest: np.ndarray  # (n, k)
+    k: int
+
+    @classmethod
+    def of(cls, high: np.ndarray, k: int = 10) -> Neighbourhoods:
+        n = len(high)
+        if not 1 <= k < n / 2:
+            raise ValueError(f"k={k} must be at least 1 and below n/2 = {n / 2:g}")
+        distances = _distances(high)
+        return cls(distances, _nearest(distances, k), k)
+
+    def scores(self, low: np.ndarray) -> tuple[float, float]:
+        """(trustworthiness, continuity) of `low`, the same points in the picture's space."""
+        n, k = len(self.distances), self.k
+        if len(low) != n:
+            raise ValueError(f"the embedding has {len(low)} points, the neighbourhoods {n}")
+        scale = 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
+        d_low = _distances(low)
+        trust = 1.0 - scale * _rank_penalty(self.distances, _nearest(d_low, k), k)
+        cont = 1.0 - scale * _rank_penalty(d_low, self.nearest, k)
+        return trust, cont
+
+
 def neighbourhood_scores(
     high: np.ndarray, lows: list[np.ndarray], k: int = 10
 ) -> list[tuple[float, float]]:
     """(trustworthiness, continuity) of each low-dimensional embedding of the same points.
 
-    The same numbers as `trustworthiness`/`continuity` (sklearn's definition; Venna & Kaski
-    2001) but the high-dimensional distances are computed once for all the embeddings, and
-    ranks are counted only for the k neighbours that need them: about 4x faster for a DAE and
-    its PCA baseline on 5,000 points. Ties in distance (not expected for real-valued codes)
-    may be ranked differently from sklearn's sort.
+    The same numbers as `trustworthiness`/`continuity` but the high-dimensional distances are
+    computed once for all the embeddings, and ranks are counted only for the k neighbours that
+    need them: about 4x faster for a DAE and its PCA baseline on 5,000 points. Ties in distance
+    (not expected for real-valued codes) may be ranked differently from sklearn's sort.
     """
-    n = len(high)
-    if not 1 <= k < n / 2:
-        raise ValueError(f"k={k} must be at least 1 and below n/2 = {n / 2:g}")
-    scale = 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
-    d_high = _distances(high)
-    near_high = _nearest(d_high, k)
-    out = []
-    for low in lows:
-        d_low = _distances(low)
-        trust = 1.0 - scale * _rank_penalty(d_high, _nearest(d_low, k), k)
-        cont = 1.0 - scale * _rank_penalty(d_low, near_high, k)
-        out.append((trust, cont))
-    return out
+    neighbourhoods = Neighbourhoods.of(high, k)
+    return [neighbourhoods.scores(low) for low in lows]
 
 
 def subsample(n: int, at_most: int, seed: int = 0) -> np.ndarray:
