@@ -84,6 +84,80 @@ def test_loss_falls_on_a_tiny_batch() -> None:
     assert losses[-1] < 0.25 * losses[0]
 
 
+def test_epoch_means_by_hand() -> None:
+    from lstmpaths.training import EpochMeans
+
+    means = EpochMeans()
+    for value, batch_size in ((1.0, 3), (2.0, 1)):
+        means.add("epoch/train_loss", torch.tensor(value), batch_size)
+    means.add("epoch/val_loss", torch.tensor(5.0), 2)
+    assert {k: float(v) for k, v in means.pop("epoch/train_").items()} == {
+        "epoch/train_loss": 1.25  # (3 * 1 + 1 * 2) / 4
+    }
+    assert means.pop("epoch/train_") == {}  # forgotten for the next epoch
+    assert float(means.pop("epoch/val_")["epoch/val_loss"]) == 5.0
+
+
+def test_epoch_means_log_what_lightnings_self_log_did() -> None:
+    """The module sums its epoch curves itself instead of calling `self.log` twice a step: the
+    logged values and the trained weights stay the same, bit for bit."""
+    import lightning as L
+    from lightning.pytorch.loggers.logger import Logger
+
+    from lstmpaths.classifier import SequenceDataModule
+    from lstmpaths.splits import Split
+
+    class LoggedPerStep(ClassifierModule):  # the module as it logged before
+        def _step(self, batch, stage):
+            x, y = batch
+            logits = self.net(x)
+            loss = self.loss(logits, y)
+            acc = (logits.argmax(1) == y).float().mean()
+            self.log(f"epoch/{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log(f"epoch/{stage}_acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
+            return loss
+
+        def on_train_epoch_end(self) -> None:
+            pass
+
+        def on_validation_epoch_end(self) -> None:
+            pass
+
+    class Remember(Logger):
+        name, version = "remember", 0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows = []
+
+        def log_metrics(self, metrics, step=None) -> None:
+            self.rows += [(step, k, v) for k, v in metrics.items()]
+
+        def log_hyperparams(self, *args, **kwargs) -> None:
+            pass
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 30, 5)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+    split = Split(np.arange(200), np.arange(200, 250), np.arange(250, 300))
+    runs = []
+    for module_class in (LoggedPerStep, ClassifierModule):
+        L.seed_everything(0, verbose=False)
+        module = module_class(SignRNN(5, 4, hidden_size=16), lr=1e-2, noise=0.1, time_warp=0.2)
+        logger = Remember()
+        trainer = L.Trainer(
+            max_epochs=4, logger=logger, log_every_n_steps=10**9, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            deterministic=True, gradient_clip_val=1.0,
+        )  # fmt: skip
+        trainer.fit(module, datamodule=SequenceDataModule(x, y, split, 37, 0))
+        runs.append((sorted(logger.rows), [p.detach().clone() for p in module.parameters()]))
+    (rows_before, weights_before), (rows, weights) = runs
+    assert {k for _, k, _ in rows} >= {"epoch/train_loss", "epoch/val_acc"}
+    assert rows == rows_before
+    assert all(torch.equal(a, b) for a, b in zip(weights, weights_before, strict=True))
+
+
 def test_penalties_add_to_the_loss() -> None:
     net = SignRNN(4, 3, hidden_size=8)
     assert float(ClassifierModule(net)._penalty().detach()) == 0.0

@@ -19,7 +19,7 @@ def _train(progress: EpochProgress, values: list[float]) -> None:
     for epoch, value in enumerate(values):
         trainer.current_epoch = epoch
         trainer.callback_metrics = {"epoch/val_loss": value}
-        progress.on_validation_epoch_end(trainer, None)
+        progress.on_validation_end(trainer, None)
     progress.on_train_end(trainer, None)
 
 

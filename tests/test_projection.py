@@ -115,6 +115,36 @@ def test_neighbourhood_scores_equal_sklearns_definition(k: int) -> None:
         neighbourhood_scores(high, lows, 200)
 
 
+def test_best_weights_keep_the_epoch_with_the_lowest_validation_mse() -> None:
+    """BestWeights reads the epoch's value once the module has logged it (its epoch means)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    from lstmpaths.autoencoder import AutoencoderModule
+    from lstmpaths.training import BestWeights, VectorBatches
+
+    class Watch(Callback):
+        def __init__(self) -> None:
+            self.values, self.states = [], []
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            self.values.append(float(trainer.callback_metrics["epoch/val_mse"]))
+            self.states.append({k: v.clone() for k, v in pl_module.net.state_dict().items()})
+
+    L.seed_everything(0, verbose=False)
+    x = np.random.default_rng(0).normal(size=(256, 8)).astype(np.float32)
+    module = AutoencoderModule(DenoisingAutoencoder(8, 2, "tanh", (16, 8), 0.1), lr=0.05)
+    best, watch = BestWeights("epoch/val_mse"), Watch()
+    trainer = L.Trainer(
+        max_epochs=8, callbacks=[best, watch], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(module, VectorBatches(x[:192], 32, True), VectorBatches(x[192:], 64, False))
+    epoch = int(np.argmin(watch.values))
+    assert len(set(watch.values)) == 8 and (best.epoch, best.best) == (epoch, watch.values[epoch])
+    assert all(torch.equal(best.state[k], v) for k, v in watch.states[epoch].items())
+
+
 def test_neighbourhoods_refuse_an_embedding_of_other_points() -> None:
     from lstmpaths.metrics import Neighbourhoods
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from lstmpaths.devices import Device, data_device, native_bf16, resolve_device, to_numpy
 from lstmpaths.errors import ConfigError
-from lstmpaths.training import BestWeights, EpochProgress, VectorBatches, fit
+from lstmpaths.training import BestWeights, EpochMeans, EpochProgress, VectorBatches, fit
 
 ACTIVATIONS = {"linear": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -95,17 +95,23 @@ class AutoencoderModule(L.LightningModule):
         if schedule not in ("constant", "cosine"):
             raise ConfigError(f"autoencoder.schedule={schedule!r}: choose constant or cosine")
         self.net, self.lr, self.schedule, self.epochs = net, lr, schedule, epochs
+        self.means = EpochMeans()  # epoch/{train,val}_mse
 
     def training_step(self, batch, batch_idx):  # noqa: ARG002
         (x,) = batch
         loss = nn.functional.mse_loss(self.net(x), x)
-        self.log("epoch/train_mse", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.means.add("epoch/train_mse", loss, len(x))
         return loss
 
     def validation_step(self, batch, batch_idx):  # noqa: ARG002
         (x,) = batch
-        loss = nn.functional.mse_loss(self.net(x), x)
-        self.log("epoch/val_mse", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.means.add("epoch/val_mse", nn.functional.mse_loss(self.net(x), x), len(x))
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.means.pop("epoch/train_"), batch_size=1)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.means.pop("epoch/val_"), batch_size=1)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)

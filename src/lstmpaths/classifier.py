@@ -30,6 +30,7 @@ from lstmpaths.data import SequenceSet, pad_front
 from lstmpaths.devices import Device, data_device, host_state, to_numpy
 from lstmpaths.errors import ConfigError
 from lstmpaths.splits import Split
+from lstmpaths.training import EpochMeans
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -135,6 +136,7 @@ class ClassifierModule(L.LightningModule):
         self.lr, self.l1, self.l2 = lr, l1, l2
         self.noise, self.time_warp, self.lr_patience = noise, time_warp, lr_patience
         self.loss = nn.CrossEntropyLoss()
+        self.means = EpochMeans()  # epoch/{train,val}_{loss,acc}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -153,9 +155,15 @@ class ClassifierModule(L.LightningModule):
         logits = self.net(x)
         loss = self.loss(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
-        self.log(f"epoch/{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log(f"epoch/{stage}_acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
+        self.means.add(f"epoch/{stage}_loss", loss, len(y))
+        self.means.add(f"epoch/{stage}_acc", acc, len(y))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.means.pop("epoch/train_"), batch_size=1)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.means.pop("epoch/val_"), batch_size=1)
 
     def training_step(self, batch, batch_idx):  # noqa: ARG002
         x, y = batch

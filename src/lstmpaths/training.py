@@ -1,5 +1,5 @@
 """Lightning helpers both trainings share: an interrupt-safe `fit`, epoch progress (a bar or lines),
-best weights kept in memory, and index-sliced batches over an in-memory array."""
+epoch means of per-batch values, best weights kept in memory, and index-sliced batches over an in-memory array."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ class EpochProgress(Callback):
                 total=self.max_epochs, desc=self.what, unit="epoch", file=sys.stderr, leave=True
             )
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ARG002
+    # on_validation_end, not on_validation_epoch_end: Lightning calls the callbacks' epoch-end
+    # hooks before the module's, where the module logs its epoch means (EpochMeans)
+    def on_validation_end(self, trainer, pl_module) -> None:  # noqa: ARG002
         if trainer.sanity_checking:
             return
         value = float(trainer.callback_metrics.get(self.monitor, float("nan")))
@@ -111,13 +113,35 @@ class EpochProgress(Callback):
         self.on_train_end(trainer, pl_module)
 
 
+class EpochMeans:
+    """Per-epoch means of per-batch values, weighted by batch size: what `self.log(name, value,
+    on_epoch=True, batch_size=B)` in a training step gives (the same sums in the same float32
+    order, so the same bits), without Lightning's per-call bookkeeping (about 1 ms a call on a
+    CPU: 8% of a classifier epoch for its two calls a step). A module `add`s in its steps and
+    logs `pop(prefix)` in its epoch-end hooks."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, tuple[torch.Tensor, int]] = {}
+
+    def add(self, name: str, value: torch.Tensor, batch_size: int) -> None:
+        import torch
+
+        total, count = self._sums.get(name) or (torch.zeros((), device=value.device), 0)
+        self._sums[name] = (total + value.detach() * batch_size, count + batch_size)
+
+    def pop(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The means of the names that start with `prefix`, forgotten for the next epoch."""
+        names = [name for name in self._sums if name.startswith(prefix)]
+        return {name: total / count for name in names for total, count in [self._sums.pop(name)]}
+
+
 class BestWeights(Callback):
     """Keeps a copy of the weights at the best monitored value (in memory, no checkpoint file)."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor, self.best, self.state, self.epoch = monitor, float("inf"), None, -1
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:  # after the module logged (above)
         value = float(trainer.callback_metrics[self.monitor])
         if value < self.best:
             self.best, self.epoch = value, trainer.current_epoch
