@@ -146,7 +146,7 @@ def test_epoch_means_log_what_lightnings_self_log_did() -> None:
         module = module_class(SignRNN(5, 4, hidden_size=16), lr=1e-2, noise=0.1, time_warp=0.2)
         logger = Remember()
         trainer = L.Trainer(
-            max_epochs=4, logger=logger, log_every_n_steps=10**9, enable_checkpointing=False,
+            max_epochs=4, logger=logger, log_every_n_steps=1, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             deterministic=True, gradient_clip_val=1.0,
         )  # fmt: skip

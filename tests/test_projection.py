@@ -202,6 +202,20 @@ def test_pca_baseline_recovers_a_plane() -> None:
     assert trustworthiness(high, pca_codes(high, 2)) > 0.99
 
 
+def test_constant_units_by_hand() -> None:
+    from lstmpaths.metrics import constant_units
+    from lstmpaths.projection import flat_picture
+
+    assert constant_units(np.array([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0]])) == [0]  # dead ReLU
+    assert constant_units(np.array([[2.0, 1.0], [2.0, 1.0]])) == [0, 1]
+    assert constant_units(np.array([[1.0, 5.0], [1.0 + 1e-9, 9.0]])) == [0]  # 1e-9 of 4: flat
+    assert constant_units(np.random.default_rng(0).normal(size=(50, 3))) == []
+    ae = {"bottleneck": 3, "activation": "relu", "noise": 0.2, "seed": 2}
+    assert flat_picture([], ae) is None
+    assert flat_picture([0, 2], ae).startswith("bottleneck units 1, 3 of 3 never vary")
+    assert "1 dimension(s), not 3" in flat_picture([0, 2], ae)
+
+
 def test_hand_ratio_by_hand() -> None:
     left = np.zeros((5, 2))
     right = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [4, 0]], dtype=float)

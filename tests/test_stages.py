@@ -48,6 +48,7 @@ def test_every_stage_in_process_without_mlflow(tmp_path: Path) -> None:
     projection = project(cfg.autoencoder, cfg.figures, arrays, data, device)
     assert projection.codes.shape == (len(data), prepared.maxlen, 2)
     assert 0 < projection.metrics["trustworthiness"] <= 1
+    assert projection.metrics["constant_units"] == 0 and projection.warning is None
     assert projection.hand_ratios is not None  # synthetic glove data: hand usage measured
     files = write_paths_files(tmp_path, projection, arrays)
     with np.load(tmp_path / "paths.npz") as stored:
@@ -100,3 +101,32 @@ def test_a_classifiers_activations_are_read_once_per_process(tmp_path: Path, mon
     elsewhere = pipeline.load_activations("sqlite:///b.db", "run2", str(tmp_path))
     assert downloads == ["run1", "run2", "run2"]
     assert other["activations"][0, 0, 0] == 2 and elsewhere["activations"][0, 0, 0] == 3
+
+
+def test_a_unit_that_never_varies_is_reported_on_the_run(tmp_path: Path, monkeypatch) -> None:
+    """A dead bottleneck unit (seen on the real data: one ReLU job of 43 had unit 1 all zero)
+    flattens the picture: the job says so in its log and the run's `lstmpaths.warning` tag."""
+    import mlflow
+    import torch
+
+    from lstmpaths import metrics
+    from lstmpaths.run import run_job
+
+    monkeypatch.setattr(metrics, "constant_units", lambda points: [0])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY_JOB, "accelerator=cpu", f"tracking.uri={uri}"])
+    threads = torch.get_num_threads()
+    try:
+        run_job(cfg)  # in-process, so the patched function is the one the job calls
+    finally:
+        torch.set_num_threads(threads)  # the job sets its own
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("lstmpaths").experiment_id],
+        "tags.`lstmpaths.stage` = 'paths'",
+    )
+    assert run.data.metrics["constant_units"] == 1
+    warning = run.data.tags["lstmpaths.warning"]
+    assert "bottleneck unit 1 of 2 never varies" in warning
+    assert "1 dimension(s), not 2" in warning

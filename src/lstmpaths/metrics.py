@@ -111,6 +111,14 @@ def pca_codes(vectors: np.ndarray, k: int, fit_on: np.ndarray | None = None) -> 
     return pca.transform(vectors)
 
 
+def constant_units(points: np.ndarray, rtol: float = 1e-6) -> list[int]:
+    """The units (columns, 0-based) of (N, k) points whose range is at most `rtol` times the
+    widest unit's: e.g. a ReLU bottleneck unit that never fires (all zero). A picture with such
+    a unit has fewer dimensions than its axes suggest."""
+    spread = np.ptp(np.asarray(points, dtype=np.float64), axis=0)
+    return [int(i) for i in np.flatnonzero(spread <= rtol * spread.max())]
+
+
 def hand_ratio(left: np.ndarray, right: np.ndarray, n_smallest: int = 950) -> float:
     """The study's one- vs two-handed heuristic for one sequence.
 

@@ -407,9 +407,13 @@ def _run_paths(
         mlflow_client.set_tag(run.info.run_id, "lstmpaths.device", str(device.torch))
         started = time.perf_counter()
         arrays = outcome.arrays or load_activations(uri, outcome.run_id, tmp)
-        metrics, files = _paths_files(cfg, arrays, outcome.prepared.data, device, Path(tmp))
+        metrics, files, warning = _paths_files(
+            cfg, arrays, outcome.prepared.data, device, Path(tmp)
+        )
         metrics["job_seconds"] = time.perf_counter() - started
         log_metrics(mlflow_client, run.info.run_id, metrics)
+        if warning:
+            mlflow_client.set_tag(run.info.run_id, "lstmpaths.warning", warning)
         for path in files:
             mlflow_client.log_artifact(
                 run.info.run_id,
@@ -426,8 +430,9 @@ def _run_paths(
 
 def _paths_files(
     cfg: DictConfig, arrays: dict, data, device: Device, out: Path
-) -> tuple[dict, list[Path]]:
-    """Project, then write the run's arrays, config and figures into `out`."""
+) -> tuple[dict, list[Path], str | None]:
+    """Project, then write the run's arrays, config and figures into `out`. Returns the run's
+    metrics, its files and a warning for the user (None: nothing to say)."""
     from lstmpaths import figures as fig
     from lstmpaths.projection import project, write_paths_files
 
@@ -444,4 +449,4 @@ def _paths_files(
     groups = sign_groups(figs.get("groups"), view.class_names, data.truth)
     files += fig.draw_paths_figures(view, groups, presentation(figs), out)
     projection.metrics["figures_seconds"] = time.perf_counter() - started
-    return projection.metrics, files
+    return projection.metrics, files, projection.warning

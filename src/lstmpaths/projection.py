@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ class Projection:
     metrics: dict[str, float]
     hand_ratios: np.ndarray | None = None  # per recording; None: not two-glove data
     one_handed: np.ndarray | None = field(default=None)
+    warning: str | None = None  # for the user and the run's tag, e.g. a unit that never varies
 
 
 def project(
@@ -48,6 +50,7 @@ def project(
         train_autoencoder,
         training_vectors,
     )
+    from lstmpaths.metrics import constant_units
 
     acts = arrays["activations"].astype(np.float32)
     train = np.flatnonzero(arrays["part"] == "train")
@@ -64,9 +67,28 @@ def project(
         "encode_seconds": time.perf_counter() - started,
     }
     metrics |= faithfulness(net, vectors, int(ae.bottleneck), figs, device)
-    projection = Projection(net, codes, metrics)
+    flat = constant_units(codes[train].reshape(-1, codes.shape[-1]))
+    metrics["constant_units"] = float(len(flat))
+    projection = Projection(net, codes, metrics, warning=flat_picture(flat, ae))
+    if projection.warning:
+        log.warning(projection.warning)
     hand_usage(projection, figs, arrays, data, train)
     return projection
+
+
+def flat_picture(units: list[int], ae: Mapping) -> str | None:
+    """What to tell a user whose bottleneck has units that never vary (0-based `units`)."""
+    if not units:
+        return None
+    k, many = int(ae["bottleneck"]), len(units) > 1
+    names = ", ".join(str(u + 1) for u in units)
+    setting = f"{ae['activation']} bottleneck, noise {ae['noise']}, seed {ae['seed']}"
+    return (
+        f"bottleneck unit{'s' * many} {names} of {k} never var{'y' if many else 'ies'} over the "
+        f"training paths ({setting}; e.g. a "
+        f"ReLU unit that never fires): the picture has {k - len(units)} dimension(s), not {k}. "
+        "Another seed or bottleneck activation usually avoids it"
+    )
 
 
 @dataclass(frozen=True)
