@@ -85,9 +85,9 @@ def flat_picture(units: list[int], ae: Mapping) -> str | None:
     setting = f"{ae['activation']} bottleneck, noise {ae['noise']}, seed {ae['seed']}"
     return (
         f"bottleneck unit{'s' * many} {names} of {k} never var{'y' if many else 'ies'} over the "
-        f"training paths ({setting}; e.g. a "
-        f"ReLU unit that never fires): the picture has {k - len(units)} dimension(s), not {k}. "
-        "Another seed or bottleneck activation usually avoids it"
+        f"training paths ({setting}; e.g. a ReLU unit that never fires): the picture has "
+        f"{k - len(units)} dimension(s), not {k}. Another seed or bottleneck activation usually "
+        "avoids it"
     )
 
 
