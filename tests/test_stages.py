@@ -114,6 +114,8 @@ def test_a_unit_that_never_varies_is_reported_on_the_run(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(metrics, "constant_units", lambda points: [0])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # MLflow exports the uri a process tracks to (MLFLOW_TRACKING_URI): monkeypatch puts it back
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[*TINY_JOB, "accelerator=cpu", f"tracking.uri={uri}"])
     threads = torch.get_num_threads()
