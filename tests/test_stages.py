@@ -81,6 +81,7 @@ def test_a_classifiers_activations_are_read_once_per_process(tmp_path: Path, mon
     """Sweep workers run job after job on one classifier: its activations are read from the
     store once, handed out read-only, and read again for another run."""
     from lstmpaths import pipeline, tracking
+    from lstmpaths.processes import LastValue
 
     downloads = []
 
@@ -92,7 +93,7 @@ def test_a_classifiers_activations_are_read_once_per_process(tmp_path: Path, mon
             return str(local)
 
     monkeypatch.setattr(tracking, "client", lambda uri: Store())
-    monkeypatch.setattr(pipeline, "_last_activations", None)
+    monkeypatch.setattr(pipeline, "_last_activations", LastValue())
     first = pipeline.load_activations("sqlite:///a.db", "run1", str(tmp_path))
     assert pipeline.load_activations("sqlite:///a.db", "run1", str(tmp_path)) is first
     with pytest.raises(ValueError, match="read-only"):
@@ -132,3 +133,17 @@ def test_a_unit_that_never_varies_is_reported_on_the_run(tmp_path: Path, monkeyp
     warning = run.data.tags["lstmpaths.warning"]
     assert "bottleneck unit 1 of 2 never varies" in warning
     assert "1 dimension(s), not 2" in warning
+
+
+def test_a_worker_keeps_one_last_value() -> None:
+    from lstmpaths.processes import LastValue
+
+    computed = []
+
+    def compute(name: str):
+        return lambda: computed.append(name) or name.upper()
+
+    last = LastValue()
+    assert last.get("a", compute("a")) == "A" and last.get("a", compute("a2")) == "A"
+    assert last.get("b", compute("b")) == "B" and last.get("a", compute("a3")) == "A3"
+    assert computed == ["a", "b", "a3"]  # one entry: "a" was dropped when "b" came

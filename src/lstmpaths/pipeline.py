@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstmpaths.devices import Device, machine_description, resolve_device
 from lstmpaths.errors import ConfigError
 from lstmpaths.prepare import Prepared, prepare_data, sign_groups, stable_hash
+from lstmpaths.processes import LastValue
 from lstmpaths.settings import check_config
 from lstmpaths.sweep import sweep_context
 from lstmpaths.tracking import (
@@ -284,26 +285,24 @@ class CurvesOnlyMLFlowLogger(MLFlowLogger):
         return
 
 
-# The last classifier's activations a process loaded: parallel sweep workers (joblib/loky) run
-# job after job on the same classifier, whose stored files never change once it FINISHED, and
-# reading its ~90 MB again costs ~0.3 s a job. Read-only, so no job changes the next one's.
-_last_activations: tuple[tuple[str, str], dict[str, np.ndarray]] | None = None
+# The last classifier's activations a process loaded: its stored files never change once it
+# FINISHED, and reading its ~90 MB again would cost ~0.3 s of each of a sweep worker's jobs.
+_last_activations: LastValue[dict[str, np.ndarray]] = LastValue()
 
 
 def load_activations(uri: str, run_id: str, folder: str) -> dict[str, np.ndarray]:
+    """A classifier run's `activations.npz`, read-only, so no job changes the next one's."""
     from lstmpaths.tracking import client
 
-    global _last_activations
-    if _last_activations is not None and _last_activations[0] == (uri, run_id):
-        return _last_activations[1]
-    _last_activations = None  # free the last classifier's arrays before reading the next
-    local = client(uri).download_artifacts(run_id, "activations.npz", folder)
-    with np.load(local, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    for array in arrays.values():
-        array.flags.writeable = False
-    _last_activations = ((uri, run_id), arrays)
-    return arrays
+    def read() -> dict[str, np.ndarray]:
+        local = client(uri).download_artifacts(run_id, "activations.npz", folder)
+        with np.load(local, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        for array in arrays.values():
+            array.flags.writeable = False
+        return arrays
+
+    return _last_activations.get((uri, run_id), read)
 
 
 # Figure settings that change only how the pictures look, never a number: left out of the

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstmpaths.data import SequenceSet, frames_per_step, padded_length, pool_frames
 from lstmpaths.errors import ConfigError
+from lstmpaths.processes import LastValue
 from lstmpaths.sources import load_source, setting
 from lstmpaths.splits import Split, make_split
 
@@ -32,13 +33,12 @@ class Prepared:
     models: list = field(default_factory=list)
 
 
-# The last data a process prepared: parallel sweep workers (joblib/loky) run job after job in
-# the same process, and parsing the Auslan archive again for each of them costs ~1 s a job.
-_last_prepared: tuple[str, Prepared] | None = None
+# The last data a process prepared: parsing the Auslan archive again for each of a sweep
+# worker's jobs would cost ~1 s a job.
+_last_prepared: LastValue[Prepared] = LastValue()
 
 
 def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
-    global _last_prepared
     options = (
         OmegaConf.to_container(data_cfg, resolve=True)
         if isinstance(data_cfg, DictConfig)
@@ -49,11 +49,7 @@ def prepare_data(data_cfg: DictConfig | dict) -> Prepared:
         return _prepare(options)  # a folder (or a missing path): no cheap way to see a change
     stat = path.stat() if path is not None else None
     key = stable_hash([options, stat and (stat.st_size, stat.st_mtime_ns)])
-    if _last_prepared is not None and _last_prepared[0] == key:
-        return _last_prepared[1]
-    prepared = _prepare(options)
-    _last_prepared = (key, prepared)
-    return prepared
+    return _last_prepared.get(key, lambda: _prepare(options))
 
 
 def _prepare(options: dict) -> Prepared:

@@ -1,5 +1,5 @@
-"""The job's place among the processes of this machine: how many threads it may take, and a
-sweep worker that ends with its sweep.
+"""The job's place among the processes of this machine: how many threads it may take, what a
+sweep worker keeps for its next job, and a sweep worker that ends with its sweep.
 
 Two jobs that each start one OpenMP thread per core on a 2-core machine do not run at half
 speed: threads that spin while waiting for each other make every step 100x slower. So a job
@@ -17,6 +17,10 @@ import _thread
 import os
 import threading
 import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def usable_cores() -> int:
@@ -25,6 +29,25 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+class LastValue(Generic[T]):
+    """The last value a process computed under a key, kept for its next job: parallel sweep
+    workers (joblib/loky) run job after job in one process, and the jobs of a sweep share their
+    data, their classifier's activations and its faithfulness baseline. One entry, dropped
+    before the next is computed, so a worker never holds two."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[Hashable, T] | None = None
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The kept value when `key` equals the last one's, else `compute()` (then kept)."""
+        if self._entry is not None and self._entry[0] == key:
+            return self._entry[1]
+        self._entry = None  # free the last value before computing the next
+        value = compute()
+        self._entry = (key, value)
+        return value
 
 
 # What one sweep job may hold in memory: a real-data paths job peaks at 1.9 GiB (RSS).

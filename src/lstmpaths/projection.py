@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from lstmpaths.data import SequenceSet
 from lstmpaths.devices import Device
 from lstmpaths.errors import ConfigError
+from lstmpaths.processes import LastValue
 
 if TYPE_CHECKING:
     from lstmpaths.metrics import Neighbourhoods
@@ -101,11 +102,10 @@ class Baseline:
     pca: tuple[float, float]  # (trustworthiness, continuity) of PCA to the bottleneck's width
 
 
-# The last baseline a process computed: a sweep's jobs on one classifier all measure against the
-# same one, and its parallel workers (joblib/loky) run job after job in the same process, so
-# each computes it once instead of once a job (~2 s of one core on the real data). Keyed on the
-# vectors' bytes, so a job never sees another classifier's baseline.
-_last_baseline: tuple[str, Baseline] | None = None
+# The last baseline a process computed: every job of a sweep on one classifier measures against
+# the same one, which costs ~2 s of one core on the real data. Keyed on the vectors' bytes, so a
+# job never sees another classifier's baseline.
+_last_baseline: LastValue[Baseline] = LastValue()
 
 
 def baseline(vectors: np.ndarray, k: int, figs: DictConfig) -> Baseline:
@@ -114,21 +114,18 @@ def baseline(vectors: np.ndarray, k: int, figs: DictConfig) -> Baseline:
 
     from lstmpaths.metrics import Neighbourhoods, pca_codes, subsample
 
-    global _last_baseline
     at_most, n_neighbours = int(figs.metrics_subsample), int(figs.metrics_k)
     digest = hashlib.blake2b(np.ascontiguousarray(vectors).data, digest_size=16)
     digest.update(repr((vectors.shape, str(vectors.dtype), k, at_most, n_neighbours)).encode())
-    key = digest.hexdigest()
-    if _last_baseline is not None and _last_baseline[0] == key:
-        return _last_baseline[1]
-    _last_baseline = None  # free the last one's distances before computing the next
-    sample = subsample(len(vectors), at_most, seed=0)
-    high = vectors[sample]
-    neighbourhoods = Neighbourhoods.of(high, n_neighbours)
-    pca = neighbourhoods.scores(pca_codes(high, k, fit_on=vectors))
-    found = Baseline(sample, neighbourhoods, pca)
-    _last_baseline = (key, found)
-    return found
+
+    def compute() -> Baseline:
+        sample = subsample(len(vectors), at_most, seed=0)
+        high = vectors[sample]
+        neighbourhoods = Neighbourhoods.of(high, n_neighbours)
+        pca = neighbourhoods.scores(pca_codes(high, k, fit_on=vectors))
+        return Baseline(sample, neighbourhoods, pca)
+
+    return _last_baseline.get(digest.hexdigest(), compute)
 
 
 def faithfulness(net, vectors: np.ndarray, k: int, figs: DictConfig, device: Device) -> dict:

@@ -133,8 +133,11 @@ class EpochMeans:
 
     def pop(self, prefix: str) -> dict[str, torch.Tensor]:
         """The means of the names that start with `prefix`, forgotten for the next epoch."""
-        names = [name for name in self._sums if name.startswith(prefix)]
-        return {name: total / count for name in names for total, count in [self._sums.pop(name)]}
+        means = {}
+        for name in [name for name in self._sums if name.startswith(prefix)]:
+            total, count = self._sums.pop(name)
+            means[name] = total / count
+        return means
 
 
 class BestWeights(Callback):
