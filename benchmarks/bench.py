@@ -388,6 +388,9 @@ def last_robustness_sweep() -> dict | None:
             ),
             "",
         ),
+        "dae_precision": ", ".join(
+            sorted({c.data.tags.get("lstmpaths.dae_precision", "") for c in children} - {""})
+        ),
     }
 
 
@@ -462,7 +465,14 @@ def main() -> int:
     from lstmpaths.devices import machine_description, resolve_device
 
     print(f"machine: {machine_description(resolve_device('auto'))}")
-    print(f"data: {source}; torch threads: {rows['threads']}")
+    from lstmpaths.autoencoder import resolve_precision
+
+    # the sweeps' recipe trains in bfloat16 only where the CPU multiplies it natively
+    rows["dae_precision_auto"] = resolve_precision("auto")
+    print(
+        f"data: {source}; torch threads: {rows['threads']}; autoencoder precision 'auto' (the "
+        f"fast recipe) here: {rows['dae_precision_auto']}"
+    )
     print(f"{'row':<34}{'plain s':>10}{'project s':>11}{'ratio':>8}{'target':>9}  verdict")
     print(f"{'matmul 2048 GFLOP/s':<34}{peak:>10.1f}")
     for name in ("classifier_batch64", "classifier_batch128", dae_row):
@@ -522,7 +532,8 @@ def main() -> int:
         if r:
             print(
                 f"{'robustness sweep wall s (stored)':<34}{'':>10}{r['wall_s']:>11.0f}{'':>8}{'<=300':>9}"
-                f"  {verdict(r['wall_s'] <= 300)}  ({r['jobs_finished']:.0f} jobs, run {r['run_id'][:8]}, {r['machine']})"
+                f"  {verdict(r['wall_s'] <= 300)}  ({r['jobs_finished']:.0f} jobs, run {r['run_id'][:8]}, "
+                f"{r['machine']}, DAE {r['dae_precision'] or '?'})"
             )
             print(
                 f"{'robustness sweep MB per paths run':<34}{BEFORE['sweep_job_mb']:>10.1f}"

@@ -14,6 +14,7 @@ from conftest import RUN
 from lstmpaths.autoencoder import (
     DenoisingAutoencoder,
     encode,
+    encode_paths,
     resolve_precision,
     training_vectors,
 )
@@ -25,6 +26,7 @@ from lstmpaths.metrics import (
     log1p_display,
     neighbourhood_scores,
     pca_codes,
+    shared_prefix,
     subsample,
     trustworthiness,
 )
@@ -214,6 +216,45 @@ def test_constant_units_by_hand() -> None:
     assert flat_picture([], ae) is None
     assert flat_picture([0, 2], ae).startswith("bottleneck units 1, 3 of 3 never vary")
     assert "1 dimension(s), not 3" in flat_picture([0, 2], ae)
+
+
+def test_shared_prefix_by_hand() -> None:
+    # 1-D paths: 0-2 share steps 0 and 1, 0 and 1 also step 2; path 3 shares nothing, and a path
+    # left alone on the trajectory (0 at step 3) shares no more with anyone
+    paths = np.array(
+        [[0, 1, 2, 3, 4], [0, 1, 2, 9, 9], [0, 1, 7, 7, 7], [5, 6, 7, 8, 9]], dtype=np.float32
+    )[..., None]
+    assert shared_prefix(paths).tolist() == [3, 3, 2, 0]
+    # the largest group is followed: two paths equal at step 0 but three others equal there
+    paths = np.array([[1, 1], [1, 2], [3, 4], [3, 4], [3, 5]], dtype=np.float64)[..., None]
+    assert shared_prefix(paths).tolist() == [0, 0, 2, 2, 1]
+    # equal in one coordinate only is not shared; NaN is never equal; nothing shared: all 0
+    xy = np.array([[[0.0, 1.0]], [[0.0, 2.0]], [[np.nan, 0.0]], [[np.nan, 0.0]]])
+    assert shared_prefix(xy).tolist() == [0, 0, 0, 0]
+
+
+def test_encoding_the_shared_padding_once_gives_every_path_its_codes() -> None:
+    # front-padded sequences through one LSTM: the padding steps' outputs are shared bit for bit
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 100, batch_first=True)
+    lengths = np.array([5, 9, 12, 12, 3, 7])
+    x = np.zeros((len(lengths), 12, 3), dtype=np.float32)
+    for i, n in enumerate(lengths):
+        x[i, 12 - n :] = np.random.default_rng(i).normal(size=(n, 3))
+    with torch.no_grad():
+        acts = lstm(torch.from_numpy(x))[0].numpy()
+    # each path's padding, but path 4's last two padding steps (after path 0 left) are its own
+    assert shared_prefix(acts).tolist() == [7, 3, 0, 0, 7, 5]
+    net = DenoisingAutoencoder(100, 2)
+    codes = encode_paths(net, acts)
+    assert codes.shape == (6, 12, 2)
+    # the same codes as encoding every step (to float rounding: a matmul rounds a row by where
+    # it sits in the batch), and the padding steps' codes equal across paths
+    np.testing.assert_allclose(codes, encode(net, acts), rtol=0, atol=1e-6)
+    assert np.array_equal(codes[0, :7], codes[4, :7]) and np.array_equal(codes[1, :3], codes[5, :3])
+    # nothing shared: every path encoded on its own
+    unpadded = acts[[2, 3]]
+    np.testing.assert_allclose(encode_paths(net, unpadded), encode(net, unpadded), atol=1e-6)
 
 
 def test_hand_ratio_by_hand() -> None:

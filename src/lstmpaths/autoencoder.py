@@ -181,6 +181,30 @@ def encode(
     return np.concatenate(out).reshape(*vectors.shape[:-1], -1)
 
 
+def encode_paths(
+    net: DenoisingAutoencoder, activations: np.ndarray, device: torch.device | None = None
+) -> np.ndarray:
+    """Codes of every recording's every step, (N, T, hidden) -> (N, T, k), as `encode` gives
+    them. The leading steps recordings share bit for bit (their front padding,
+    `metrics.shared_prefix`: 36% of the real data's steps) are encoded once, from the recording
+    that stays on them longest, and copied to the others."""
+    from lstmpaths.metrics import shared_prefix
+
+    shared = shared_prefix(activations)
+    longest = int(np.argmax(shared))
+    # the longest shared run first, then every recording's own steps
+    own = [activations[longest, : shared[longest]]]
+    own += [steps[start:] for steps, start in zip(activations, shared, strict=True)]
+    flat = encode(net, np.concatenate(own), device=device)
+    codes = np.empty((*activations.shape[:2], flat.shape[-1]), dtype=flat.dtype)
+    at = int(shared[longest])
+    for i, start in enumerate(shared):
+        codes[i, :start] = flat[:start]
+        codes[i, start:] = flat[at : at + activations.shape[1] - start]
+        at += activations.shape[1] - start
+    return codes
+
+
 @torch.no_grad()
 def reconstruction_mse(
     net: DenoisingAutoencoder,

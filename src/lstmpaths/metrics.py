@@ -1,4 +1,5 @@
-"""Projection-quality measures and the study's hand-usage heuristic: pure functions on arrays."""
+"""Projection-quality measures, the study's hand-usage heuristic and the paths' shared padding
+trajectory: pure functions on arrays."""
 
 from __future__ import annotations
 
@@ -96,6 +97,34 @@ def neighbourhood_scores(
     """
     neighbourhoods = Neighbourhoods.of(high, k)
     return [neighbourhoods.scores(low) for low in lows]
+
+
+def shared_prefix(paths: np.ndarray) -> np.ndarray:
+    """How many leading steps each path (paths: (N, T, d)) spends on the trajectory it shares
+    with other paths, bit for bit.
+
+    Front-padded recordings begin there: the network reads the same zero input from the same
+    state, so their padding steps give the same vectors, and any function of a vector (the
+    encoder, the display scale) gives the same result for them. Followed step by step as the
+    largest group of paths with equal values; a path that shares nothing (unpadded data,
+    another network) gets 0."""
+    n, t = paths.shape[:2]
+    flat = paths.reshape(n, t, -1)
+    # rows are grouped by a hash of their bits (one integer per row), then checked for equality
+    as_int = np.dtype(f"u{flat.dtype.itemsize}")
+    weights = np.random.default_rng(0).integers(1, 2**63, flat.shape[-1], dtype=np.uint64) | 1
+    shared = np.zeros(n, dtype=int)
+    on = np.arange(n)  # the paths still on the shared trajectory
+    for step in range(t):
+        rows = np.ascontiguousarray(flat[on, step])
+        hashes = (rows.view(as_int).astype(np.uint64) * weights).sum(-1)
+        _, group, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+        members = on[group == counts.argmax()]
+        on = members[np.all(flat[members, step] == flat[members[0], step], axis=-1)]
+        if len(on) < 2:
+            break
+        shared[on] = step + 1
+    return shared
 
 
 def subsample(n: int, at_most: int, seed: int = 0) -> np.ndarray:

@@ -46,7 +46,7 @@ def project(
     recording, and measure the picture (reconstruction, trustworthiness/continuity vs PCA,
     hand separation). `arrays`: a classifier run's `activations.npz`."""
     from lstmpaths.autoencoder import (
-        encode,
+        encode_paths,
         reconstruction_mse,
         train_autoencoder,
         training_vectors,
@@ -61,7 +61,7 @@ def project(
     val_vectors = facts.pop("val_vectors")
 
     started = time.perf_counter()
-    codes = encode(net, acts, device=device.torch)  # every recording's every step, batched
+    codes = encode_paths(net, acts, device=device.torch)  # every recording's every step
     metrics = {
         "recon_mse_val": reconstruction_mse(net, val_vectors, device=device.torch),
         **facts,
