@@ -34,19 +34,17 @@ FAST = {
     for k, v in OmegaConf.to_container(OmegaConf.load("conf/autoencoder/fast.yaml")).items()
     if k not in ("defaults", "precision")
 }
-OLD_FAST = FAST | {"batch_size": 1024, "max_epochs": 24}  # until 2026-12
 # Earlier rounds (batch 512/lr 0.002, stride 2, constant lr at stride 3) are in the README's
 # sweep section; the rows of conf/autoencoder/fast.yaml's comment:
 SETTINGS = {
     "dae.yaml (study recipe, float32)": {"precision": "32"},
     "fast, float32": FAST | {"precision": "32"},
     "fast, bf16 (the sweeps' recipe on a bf16 CPU)": FAST | {"precision": "bf16"},
-    "old fast: batch 1024, 24 epochs, bf16": OLD_FAST | {"precision": "bf16"},
-    "old fast, float32": OLD_FAST | {"precision": "32"},
-    "batch 512, 12 epochs, bf16": FAST | {"max_epochs": 12, "precision": "bf16"},
+    "batch 512, 16 epochs, bf16": FAST | {"batch_size": 512, "max_epochs": 16, "precision": "bf16"},
+    "batch 512, 12 epochs, bf16": FAST | {"batch_size": 512, "max_epochs": 12, "precision": "bf16"},
     "batch 256, 10 epochs, lr 0.003, bf16": FAST
     | {"batch_size": 256, "max_epochs": 10, "lr": 0.003, "precision": "bf16"},
-    "old fast, stride 6, float32": OLD_FAST | {"step_stride": 6, "precision": "32"},
+    "fast, stride 6, float32": FAST | {"step_stride": 6, "precision": "32"},
 }
 
 

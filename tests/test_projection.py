@@ -231,6 +231,10 @@ def test_shared_prefix_by_hand() -> None:
     # equal in one coordinate only is not shared; NaN is never equal; nothing shared: all 0
     xy = np.array([[[0.0, 1.0]], [[0.0, 2.0]], [[np.nan, 0.0]], [[np.nan, 0.0]]])
     assert shared_prefix(xy).tolist() == [0, 0, 0, 0]
+    # one path shares with nobody; no paths, no steps
+    assert shared_prefix(np.zeros((1, 4, 2))).tolist() == [0]
+    assert shared_prefix(np.zeros((0, 4, 2))).tolist() == []
+    assert shared_prefix(np.zeros((3, 0, 2))).tolist() == [0, 0, 0]
 
 
 def test_encoding_the_shared_padding_once_gives_every_path_its_codes() -> None:

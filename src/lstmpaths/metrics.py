@@ -109,13 +109,13 @@ def shared_prefix(paths: np.ndarray) -> np.ndarray:
     largest group of paths with equal values; a path that shares nothing (unpadded data,
     another network) gets 0."""
     n, t = paths.shape[:2]
-    flat = paths.reshape(n, t, -1)
+    flat = paths.reshape(n, t, int(np.prod(paths.shape[2:])))
     # rows are grouped by a hash of their bits (one integer per row), then checked for equality
     as_int = np.dtype(f"u{flat.dtype.itemsize}")
     weights = np.random.default_rng(0).integers(1, 2**63, flat.shape[-1], dtype=np.uint64) | 1
     shared = np.zeros(n, dtype=int)
     on = np.arange(n)  # the paths still on the shared trajectory
-    for step in range(t):
+    for step in range(t if n > 1 else 0):
         rows = np.ascontiguousarray(flat[on, step])
         hashes = (rows.view(as_int).astype(np.uint64) * weights).sum(-1)
         _, group, counts = np.unique(hashes, return_inverse=True, return_counts=True)
