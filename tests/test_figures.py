@@ -72,8 +72,8 @@ def test_grid_points_come_back_within_half_a_grid_step() -> None:
     assert flat_span[0] == 1.0 and list(flat[0]) == [0, 0]  # a constant axis does not divide by 0
 
 
-def _padded_codes(n: int = 300, t: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Random-walk paths whose first 0-19 steps lie on one shared trajectory (front padding)."""
+def _padded_codes(n: int = 300, t: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random-walk paths whose first 0-19 steps (`padding`) lie on one shared trajectory."""
     codes, labels = _codes(n, t)
     padding = np.random.default_rng(1).integers(0, 20, n)
     codes[:, :20] = np.where(
@@ -81,20 +81,19 @@ def _padded_codes(n: int = 300, t: int = 40) -> tuple[np.ndarray, np.ndarray]:
         np.linspace(-15, 15, 20)[:, None],
         codes[:, :20],
     )
-    return codes, labels
+    return codes, labels, padding
 
 
 def test_shared_padding_is_drawn_by_the_last_paths_only() -> None:
-    codes, _ = _padded_codes()
+    codes, _, padding = _padded_codes()
     starts = fig.shared_starts(codes, copies=40)
     assert starts[-40:].tolist() == [0] * 40
-    padding = np.random.default_rng(1).integers(0, 20, 300)[:-40]
     # the others start on their last shared point (so the line into their own steps is drawn)
-    assert starts[:-40].tolist() == np.maximum(padding - 1, 0).tolist()
+    assert starts[:-40].tolist() == np.maximum(padding[:-40] - 1, 0).tolist()
 
 
 def test_paths_sharing_their_padding_look_the_same_drawn_once(tmp_path: Path, monkeypatch) -> None:
-    codes, labels = _padded_codes()
+    codes, labels, _ = _padded_codes()
     names = list("abcd")
     fig.paths_figure(codes, labels, names, tmp_path / "once.png", "t")
     fig.hands_figure(codes, labels < 2, tmp_path / "hands_once.png", "t")
