@@ -107,3 +107,27 @@ def test_paths_sharing_their_padding_look_the_same_drawn_once(tmp_path: Path, mo
             for name in (once, every)
         )
         assert np.abs(a - b).mean() < 0.1, (once, np.abs(a - b).mean())
+
+
+def test_misclassified_figures_share_one_backdrop_and_draw_it_unchanged(tmp_path: Path) -> None:
+    codes, labels = _codes(n=60)
+    predictions = (labels + 1) % labels.max()
+    picks, train = np.arange(5), np.arange(10, 60)
+    names = [f"s{c}" for c in range(labels.max() + 1)]
+
+    def draw(name: str, **backdrop) -> np.ndarray:
+        fig.misclassified_figure(
+            codes, labels, predictions, picks, names, tmp_path / name, "t", background=train,
+            **backdrop,
+        )  # fmt: skip
+        return np.asarray(Image.open(tmp_path / name).convert("RGB"))
+
+    # the backdrop a figure draws itself is the one draw_paths_figures hands to all three
+    shared = fig.misclassified_backdrop(codes, train)
+    assert np.array_equal(draw("own.png"), draw("shared.png", backdrop=shared))
+    # and the figure shows the image it is given
+    red = np.zeros_like(shared)
+    red[..., 0], red[..., 3] = 255, 255
+    pixels = draw("red.png", backdrop=red).astype(int)
+    reddish = (pixels[..., 0] > 240) & (pixels[..., 1:] < 20).all(-1)
+    assert reddish.mean() > 0.2

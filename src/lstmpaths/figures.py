@@ -61,14 +61,16 @@ def _axes_labels(ax, log1p: bool, k: int = 2) -> None:
         ax.set_zlabel(f"{name}, unit 3")
 
 
-def _save(fig, path: Path, dpi: int = 110) -> Path:
+def _save(fig, path: Path, dpi: int = 110, tight: bool = True) -> Path:
     """Render at `dpi` and write a 256-colour palette PNG (no dithering), encoded once.
+    `tight`: fit the layout to the labels first (False: the figure placed its axes itself).
 
     Scatter figures of 100,000 translucent points compress badly as true colour: measured on the
     real data's paths.png, 1,754 KB -> 431 KB, with no difference visible at 100%."""
     from PIL import Image
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.set_dpi(dpi)
     fig.canvas.draw()
     rgb = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
@@ -325,30 +327,33 @@ def misclassified_figure(
     background: np.ndarray | None = None,
     log1p: bool = True,
     max_panels: int = 12,
+    backdrop: np.ndarray | None = None,
 ) -> Path:
     """One panel per misclassified sequence: its path (black), the paths of its true sign (blue)
-    and of the predicted sign (orange), over all training paths in light grey."""
+    and of the predicted sign (orange), over all training paths in light grey (`backdrop`: that
+    grey image, as `misclassified_backdrop` draws it, when several figures share it)."""
     from matplotlib.collections import LineCollection
 
     picks = picks[:max_panels]
     cols = min(4, max(1, len(picks)))
     rows = max(1, int(np.ceil(len(picks) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
-    xy = _display(codes[..., :2], log1p)
-    bg = xy if background is None else xy[background]
-    bg_labels = labels if background is None else labels[background]
-    # every 3rd step (and the last) of the backdrop: the same shapes at a third of the cost
-    bg = bg[:, np.r_[0 : bg.shape[1] - 1 : 3, bg.shape[1] - 1]]
-    # every panel shows the same view, so the grey backdrop of all training paths is drawn once
-    # as an image instead of once per panel (up to 12 panels x 1,974 paths)
-    extent = _padded_extent(xy)
-    backdrop = _lines_image(
-        _from_starts(bg, shared_starts(bg)), extent, (700, 640), colors="0.85", linewidths=0.5
+    # every panel shows the same view: axes shared, tick labels on the outer panels only
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False, sharex=True, sharey=True
     )
+    _place_panels(fig, rows, cols)
+    xy = _display(codes[..., :2], log1p)
+    bg = _background_paths(xy, background)
+    bg_labels = labels if background is None else labels[background]
+    extent = _padded_extent(xy)
+    if backdrop is None:
+        backdrop = misclassified_backdrop(codes, background, log1p)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, i in zip(axes.ravel(), picks, strict=False):
+    for k, (ax, i) in enumerate(zip(axes.ravel(), picks, strict=False)):
         ax.axis("on")
+        if k + cols >= len(picks):  # no panel below: this one carries the x tick labels
+            ax.xaxis.set_tick_params(labelbottom=True)
         ax.imshow(backdrop, extent=extent, aspect="auto", interpolation="antialiased", zorder=0)
         ax.add_collection(
             LineCollection(bg[bg_labels == labels[i]], colors="tab:blue", linewidths=0.7, alpha=0.6)
@@ -370,7 +375,49 @@ def misclassified_figure(
     if len(picks) == 0:
         axes[0, 0].text(0.5, 0.5, "no misclassified sequences", ha="center", va="center")
     fig.suptitle(title, fontsize=12)
-    return _save(fig, path, dpi=100)
+    return _save(fig, path, dpi=100, tight=False)
+
+
+def _background_paths(xy: np.ndarray, background: np.ndarray | None) -> np.ndarray:
+    """The paths the misclassified panels draw behind (all, or the `background` rows), every
+    3rd step and the last: the same shapes at a third of the cost."""
+    bg = xy if background is None else xy[background]
+    return bg[:, np.r_[0 : bg.shape[1] - 1 : 3, bg.shape[1] - 1]]
+
+
+def misclassified_backdrop(
+    codes: np.ndarray, background: np.ndarray | None = None, log1p: bool = True
+) -> np.ndarray:
+    """The light-grey image of every background path that all misclassified panels show, drawn
+    once instead of once per panel (up to 12 panels x 1,974 paths) and per figure."""
+    xy = _display(codes[..., :2], log1p)
+    bg = _background_paths(xy, background)
+    return _lines_image(
+        _from_starts(bg, shared_starts(bg)),
+        _padded_extent(xy),
+        (700, 640),
+        colors="0.85",
+        linewidths=0.5,
+    )
+
+
+def _place_panels(fig, rows: int, cols: int) -> None:
+    """Margins of a grid of shared-axes panels in inches, set once instead of fitted by
+    `tight_layout` (which lays out every panel's ticks once more before the drawing does):
+    room for the y tick labels on the left, the x tick labels below, two title lines above
+    each panel and the figure's title on top."""
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    left, right, bottom, top, title = 0.55, 0.15, 0.4, 0.45, 0.45
+    panel_w = (width - left - right - 0.2 * (cols - 1)) / cols
+    panel_h = (height - bottom - top - title * (rows - 1) - title) / rows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - (top + title) / height,
+        wspace=0.2 / panel_w,
+        hspace=title / panel_h,
+    )
 
 
 def paths_animation(
@@ -810,6 +857,7 @@ def draw_paths_figures(
                 highlight={c: GROUP_PALETTE[j % len(GROUP_PALETTE)] for j, c in enumerate(members)},
             )
         )  # fmt: skip
+    backdrop = misclassified_backdrop(view.codes, train, log1p)
     for name in ("train", "val", "test"):
         idx = np.flatnonzero((view.part == name) & (view.predictions != view.labels))
         files.append(
@@ -817,7 +865,7 @@ def draw_paths_figures(
                 view.codes, view.labels, view.predictions, idx, names,
                 out / f"misclassified_{name}.png", f"Misclassified {name} sequences: {len(idx)}",
                 background=train, log1p=log1p,
-                max_panels=int(settings["max_misclassified_panels"]),
+                max_panels=int(settings["max_misclassified_panels"]), backdrop=backdrop,
             )
         )  # fmt: skip
     if settings["animation"]:
