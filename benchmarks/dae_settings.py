@@ -22,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lstmpaths.autoencoder import encode, reconstruction_mse, train_autoencoder, training_vectors
+from lstmpaths.layout import config_root
 from lstmpaths.metrics import neighbourhood_scores, subsample
 from lstmpaths.pipeline import load_activations
 from lstmpaths.run import tune_allocator
@@ -31,7 +32,9 @@ from lstmpaths.tracking import client, default_tracking_uri, newest_run
 # the shipped sweep recipe, as conf/autoencoder/fast.yaml sets it (precision given per row)
 FAST = {
     k: v
-    for k, v in OmegaConf.to_container(OmegaConf.load("conf/autoencoder/fast.yaml")).items()
+    for k, v in OmegaConf.to_container(
+        OmegaConf.load(config_root() / "conf/autoencoder/fast.yaml")
+    ).items()
     if k not in ("defaults", "precision")
 }
 # Earlier rounds (batch 512/lr 0.002, stride 2, constant lr at stride 3) are in the README's
