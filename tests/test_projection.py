@@ -147,6 +147,25 @@ def test_best_weights_keep_the_epoch_with_the_lowest_validation_mse() -> None:
     assert all(torch.equal(best.state[k], v) for k, v in watch.states[epoch].items())
 
 
+def test_autoencoder_optimizer_is_one_fused_adam_step_on_cpu() -> None:
+    """The module's optimizer: Adam at the module's lr, fused on CPU. Adam's first step moves
+    each weight by lr * g / (|g| + eps): checked against the gradients by hand."""
+    from lstmpaths.autoencoder import AutoencoderModule
+
+    torch.manual_seed(0)
+    module = AutoencoderModule(DenoisingAutoencoder(8, 2, "linear", (16, 8), 0.0), lr=0.01)
+    optimizer = module.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"] is True
+    before = [p.detach().clone() for p in module.parameters()]
+    x = torch.randn(32, 8)
+    torch.nn.functional.mse_loss(module.net(x), x).backward()
+    grads = [p.grad.detach().clone() for p in module.parameters()]
+    optimizer.step()
+    for w0, g, w1 in zip(before, grads, module.parameters(), strict=True):
+        expected = w0 - 0.01 * g / (g.abs() + 1e-8)
+        assert torch.allclose(w1.detach(), expected, atol=1e-6)
+
+
 def test_neighbourhoods_refuse_an_embedding_of_other_points() -> None:
     from lstmpaths.metrics import Neighbourhoods
 

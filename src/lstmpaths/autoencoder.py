@@ -114,7 +114,11 @@ class AutoencoderModule(L.LightningModule):
         self.log_dict(self.means.pop("epoch/val_"), batch_size=1)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        # One fused kernel for the whole update instead of ~10 small ops per weight tensor: on
+        # CPU, torch's default Adam loops over the 12 tensors, about a tenth of a sweep job's
+        # step (measured in the README's performance section). Same update up to rounding.
+        fused = self.device.type in ("cpu", "cuda")
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, fused=fused)
         if self.schedule == "constant":
             return optimizer
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.epochs))
