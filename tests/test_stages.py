@@ -147,3 +147,74 @@ def test_a_worker_keeps_one_last_value() -> None:
     assert last.get("a", compute("a")) == "A" and last.get("a", compute("a2")) == "A"
     assert last.get("b", compute("b")) == "B" and last.get("a", compute("a3")) == "A3"
     assert computed == ["a", "b", "a3"]  # one entry: "a" was dropped when "b" came
+
+
+def test_fit_trains_without_filling_new_memory_and_restores_the_setting() -> None:
+    """`training.fit` turns off torch's NaN filling of new tensors (a cost of
+    deterministic=True) for the fit only."""
+    import lightning as L
+    import torch
+    import torch.utils.deterministic
+
+    from lstmpaths.training import VectorBatches, fit
+
+    seen = []
+
+    class Probe(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):  # noqa: ARG002
+            seen.append(torch.utils.deterministic.fill_uninitialized_memory)
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(
+        max_epochs=1, deterministic=True, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    assert torch.utils.deterministic.fill_uninitialized_memory is True
+    fit(trainer, Probe(), train_dataloaders=VectorBatches(np.ones((8, 4)), 4, shuffle=False))
+    assert seen == [False, False]
+    assert torch.utils.deterministic.fill_uninitialized_memory is True
+
+
+def test_both_trainings_give_the_same_bits_with_the_memory_filling_on(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """No number depends on turning the filling off: the classifier (with its augmentation)
+    and the autoencoder train to the same weights bit for bit with it on."""
+    import torch
+
+    import lstmpaths.autoencoder
+    import lstmpaths.training
+    from lstmpaths.autoencoder import train_autoencoder
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY_JOB, "accelerator=cpu"])
+    prepared = prepare_data(cfg.data)
+    data, split = prepared.data, prepared.split
+    inputs = padded_inputs(data, prepared.maxlen, standardizer(data, split.train))
+    device = resolve_device("cpu")
+    vectors = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
+    ae_cfg = cfg.autoencoder.copy()
+    ae_cfg.precision = "32"
+
+    def train_both(folder: str) -> list[torch.Tensor]:
+        net, _ = fit_classifier(cfg.classifier, inputs, data, split, device, tmp_path / folder)
+        dae, _ = train_autoencoder(ae_cfg, vectors)
+        return [p.detach().clone() for p in (*net.parameters(), *dae.parameters())]
+
+    fast = train_both("fast")
+
+    def fit_with_filling(trainer, *args, **kwargs) -> None:
+        assert torch.utils.deterministic.fill_uninitialized_memory is True
+        trainer.fit(*args, **kwargs)
+
+    monkeypatch.setattr(lstmpaths.training, "fit", fit_with_filling)
+    monkeypatch.setattr(lstmpaths.autoencoder, "fit", fit_with_filling)
+    filled = train_both("filled")
+    assert all(torch.equal(a, b) for a, b in zip(fast, filled, strict=True))
