@@ -15,7 +15,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from lstmpaths.devices import Device, data_device, native_bf16, resolve_device, to_numpy
+from lstmpaths.devices import (
+    Device,
+    data_device,
+    has_fused_adam,
+    native_bf16,
+    resolve_device,
+    to_numpy,
+)
 from lstmpaths.errors import ConfigError
 from lstmpaths.training import BestWeights, EpochMeans, EpochProgress, VectorBatches, fit
 
@@ -117,7 +124,7 @@ class AutoencoderModule(L.LightningModule):
         # One fused kernel for the whole update instead of ~10 small ops per weight tensor: on
         # CPU, torch's default Adam loops over the 12 tensors, about a tenth of a sweep job's
         # step (measured in the README's performance section). Same update up to rounding.
-        fused = self.device.type in ("cpu", "cuda")
+        fused = has_fused_adam(self.device)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, fused=fused)
         if self.schedule == "constant":
             return optimizer

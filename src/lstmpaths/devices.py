@@ -72,6 +72,12 @@ def native_bf16(device: Device) -> bool:
     return False
 
 
+def has_fused_adam(device: torch.device) -> bool:
+    """Does torch have a fused Adam kernel (one kernel for the whole update) for this device?
+    The project uses it where it was tested (CPU, CUDA); elsewhere Adam's per-tensor loop."""
+    return device.type in ("cpu", "cuda")
+
+
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A result back on the host as a NumPy array, from whatever device computed it."""
     return tensor.detach().cpu().numpy()
