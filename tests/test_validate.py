@@ -29,7 +29,8 @@ def test_the_smallest_validation_cell(tmp_path: Path) -> None:
     assert planted == 3  # the generator's truth scaled to 24 signs
     # never a wrong pair called robust: too few seeds make a pair undecided instead
     assert precision >= 0.9, done.stdout
-    assert recall * planted + undecided <= planted
+    # recall is printed to 3 decimals (2/3 shows as 0.667): count the found pairs back
+    assert round(recall * planted) + undecided <= planted, done.stdout
     assert re.fullmatch(
         r"validation: worst precision \d\.\d{3}, worst recall \d\.\d{3} over 1 cells", lines[-1]
     )
