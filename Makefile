@@ -43,12 +43,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks docs
 
 # Two tiers: `make test` (lint + every test not marked slow) while you work; `make test-slow`
-# runs the end-to-end sweeps, reports, kills and the browser; CI runs both (.ci/run).
+# runs the end-to-end sweeps, reports, kills and the browser; CI runs both (.ci/run). Each ends
+# with its 10 slowest tests, so the CI log shows where the tier's time goes.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not slow and not cluster"
+	$(BIN)/python -m pytest -m "not slow and not cluster" --durations=10
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m "slow and not cluster"
+	$(BIN)/python -m pytest -m "slow and not cluster" --durations=10
 
 test-all: $(STAMP) lint
 	$(BIN)/python -m pytest

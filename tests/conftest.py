@@ -149,9 +149,10 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     import time
 
     started = getattr(session.config, "_lstmpaths_started", None)
-    if started is None or session.config.cache is None or session.testscollected == 0:
+    cache = getattr(session.config, "cache", None)  # absent under `-p no:cacheprovider`
+    if started is None or cache is None or session.testscollected == 0:
         return
-    session.config.cache.set(
+    cache.set(
         "lstmpaths/last_session",
         {
             "wall_s": round(time.time() - started, 1),
