@@ -286,6 +286,70 @@ def test_ctrl_c_on_a_sweep_then_rerun_ends_finished_with_no_worker_left(tmp_path
     assert len({r.data.tags["lstmpaths.key"] for r in paths if r.info.status == "FINISHED"}) == 4
 
 
+# A "worker" whose job swallows the watcher's KeyboardInterrupt (as Python does when it lands
+# in a weakref callback), started by a "sweep" that prints the worker's pid and waits.
+_DEAF_WORKER = """
+import signal, sys, time
+from pathlib import Path
+from lstmpaths.processes import end_with_parent
+signal.signal(signal.SIGINT, lambda *_: None)
+end_with_parent(int(sys.argv[1]), grace_s=0.5, before_exit=lambda: Path(sys.argv[2]).touch())
+time.sleep(120)
+"""
+_SWEEP = """
+import os, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid()), sys.argv[2]])
+print(worker.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_an_orphaned_worker_that_swallowed_the_interrupt_still_closes_its_runs(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    closed = tmp_path / "closed"
+    sweep = subprocess.Popen(
+        [sys.executable, "-c", _SWEEP, _DEAF_WORKER, str(closed)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    worker = int(sweep.stdout.readline())
+    time.sleep(1.5)  # the worker is watching
+    assert _alive(worker) and not closed.exists()
+    os.kill(sweep.pid, signal.SIGKILL)
+    sweep.wait(10)
+    _wait_for(lambda: not _alive(worker), 30, "the orphaned worker to end")
+    assert closed.exists()  # its runs were closed before it ended
+
+
+def test_close_own_runs_kills_this_process_running_runs_only(tmp_path: Path) -> None:
+    from lstmpaths.tracking import PID_TAG, close_own_runs, owner_tags
+    from lstmpaths.tracking import client as locked_client
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    client = locked_client(uri)
+    exp = client.create_experiment("x")
+    mine, other, done = (
+        client.create_run(exp, tags=tags).info.run_id
+        for tags in (owner_tags(), {**owner_tags(), PID_TAG: "1"}, owner_tags())
+    )
+    client.set_terminated(done, "FINISHED")
+    assert close_own_runs(uri, "interrupted: test") == 1
+    status = {run_id: client.get_run(run_id).info.status for run_id in (mine, other, done)}
+    assert status == {mine: "KILLED", other: "RUNNING", done: "FINISHED"}
+    assert client.get_run(mine).data.tags["lstmpaths.error"] == "interrupted: test"
+
+
 @pytest.mark.slow
 def test_sigkill_of_a_sweep_ends_its_workers_and_their_runs(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"

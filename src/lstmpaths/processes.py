@@ -96,17 +96,28 @@ def job_threads(requested: int | None, sweep_jobs: int = 1) -> tuple[int, str]:
 _watching = False
 
 
-def end_with_parent(parent_pid: int, grace_s: float = 15.0) -> None:
+def end_with_parent(
+    parent_pid: int, grace_s: float = 15.0, before_exit: Callable[[], None] | None = None
+) -> None:
     """In a sweep worker: when the sweep's process is gone (SIGKILL, a closed terminal), interrupt
     the job (its run is marked KILLED) and exit, instead of running on as an orphan; a job handed
-    to a worker whose sweep is already gone does not start."""
+    to a worker whose sweep is already gone does not start.
+
+    The interrupt is a single KeyboardInterrupt, and Python drops one that lands in a weakref
+    callback or a `__del__` ("Exception ignored in ..."; seen in SQLAlchemy's class registry):
+    the job then runs on. So after `grace_s` the watcher calls `before_exit` itself (it closes
+    this process's open runs) before it ends the process, whatever became of the interrupt."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(1.0)
         _thread.interrupt_main()  # a KeyboardInterrupt in the job: runs end KILLED
         time.sleep(grace_s)
-        os._exit(130)
+        try:
+            if before_exit is not None:
+                before_exit()
+        finally:
+            os._exit(130)
 
     global _watching
     if os.getpid() != parent_pid and os.getppid() != parent_pid:

@@ -69,22 +69,29 @@ def silence_library_noise() -> None:
 def run_job(cfg: DictConfig) -> float:
     """One job: the classifier stage, then (stage=paths) the projection stage, for lstmpaths'
     own LSTM or for each activation file the user brought. Returns the sweep's objective."""
-    import torch
-
-    from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
-    from lstmpaths.prepare import prepare_data
     from lstmpaths.processes import end_with_parent, job_threads
     from lstmpaths.settings import check_config
     from lstmpaths.sweep import SWEEP_PID_ENV
-    from lstmpaths.tracking import client, ensure_experiment, reap_dead_runs
 
     silence_library_noise()  # again here: joblib workers are fresh processes
     in_sweep = _in_multirun()
     if in_sweep and os.environ.get(SWEEP_PID_ENV):
-        end_with_parent(int(os.environ[SWEEP_PID_ENV]))
+        from lstmpaths.tracking import close_own_runs
+
+        uri, note = str(cfg.tracking.uri), "interrupted: its sweep's process ended"
+        end_with_parent(
+            int(os.environ[SWEEP_PID_ENV]), before_exit=lambda: close_own_runs(uri, note)
+        )
     if not in_sweep:
         # a sweep job keeps these checks inside its MLflow runs, so they show there as FAILED
         check_config(cfg)
+    # torch, Lightning and MLflow only now (about 6 s): a mistyped setting fails in a second
+    import torch
+
+    from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
+    from lstmpaths.prepare import prepare_data
+    from lstmpaths.tracking import client, ensure_experiment, reap_dead_runs
+
     threads, why = job_threads(cfg.threads, int(cfg.jobs) if in_sweep else 1)
     torch.set_num_threads(threads)
     log.info("torch threads: %s", why)

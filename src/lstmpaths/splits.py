@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from lstmpaths.data import SequenceSet
 from lstmpaths.errors import ConfigError
@@ -49,6 +48,10 @@ def _stratified(
     index: np.ndarray, labels: np.ndarray, size: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split of `index` into (size, rest); plain random where a class is too small."""
+    # imported here: `settings` reads SPLITS, and a typo in the command line should be reported
+    # before sklearn's 1.4 s of imports
+    from sklearn.model_selection import train_test_split
+
     counts = np.bincount(labels)
     stratify = labels if counts[counts > 0].min() >= 2 else None
     n_classes = int((counts > 0).sum())

@@ -372,6 +372,20 @@ def reap_dead_runs(
     return closed
 
 
+def close_own_runs(uri: str, message: str, wait_s: float = 10) -> int:
+    """Mark KILLED, with `message`, every run of the store still RUNNING under this process (its
+    owner tags): the last act of a process about to end without its jobs' own cleanup. Returns
+    how many were closed."""
+    mlflow_client = client(uri)
+    tags = owner_tags()
+    mine = " and ".join(f"tags.`{name}` = '{value}'" for name, value in tags.items())
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    runs = mlflow_client.search_runs(
+        experiments, f"attributes.status = 'RUNNING' and {mine}", max_results=50000
+    )
+    return sum(mark_ended(mlflow_client, r.info.run_id, "KILLED", message, wait_s) for r in runs)
+
+
 def mark_ended(mlflow_client, run_id: str, status: str, message: str, wait_s: float = 180) -> bool:
     """Tag the error and end the run, retrying while the store is locked (a store locked for a
     minute must not leave the run RUNNING). False if it still could not be written."""
