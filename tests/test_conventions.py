@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from conftest import REDRAW, REPORT, RUN, TINY_JOB
 
@@ -37,12 +38,22 @@ def test_every_command_honours_mlflow_tracking_uri(tmp_path: Path) -> None:
     assert not (tmp_path / "mlruns").exists()
 
 
-def test_a_bad_setting_is_reported_before_the_heavy_imports(tmp_path: Path) -> None:
-    """A mistyped setting should cost the user a second, not torch's, Lightning's and MLflow's
-    imports (about 6 s on 2 cores): the settings are checked first."""
+@pytest.mark.parametrize(
+    "argument, error",
+    [
+        ("classifier.batch_size=0", "classifier.batch_size=0: must be >= 1"),
+        ("data.path=none.tar.gz", "none.tar.gz"),  # data=auslan: the data stage runs first
+    ],
+)
+def test_a_bad_setting_or_data_file_is_reported_before_the_heavy_imports(
+    tmp_path: Path, argument: str, error: str
+) -> None:
+    """A mistyped setting or a wrong data path should cost the user a second, not torch's,
+    Lightning's and MLflow's imports (about 6 s on 2 cores), and create no store."""
+    source = "data=auslan" if argument.startswith("data.") else "data=synthetic"
     probe = (
         "import sys\n"
-        "sys.argv = ['lstmpaths-run', 'classifier.batch_size=0']\n"
+        f"sys.argv = ['lstmpaths-run', '{source}', '{argument}', 'tracking.uri=sqlite:///{tmp_path}/s/m.db']\n"
         "from lstmpaths.run import main\n"
         "try:\n"
         "    main()\n"
@@ -54,5 +65,6 @@ def test_a_bad_setting_is_reported_before_the_heavy_imports(tmp_path: Path) -> N
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
-    assert "classifier.batch_size=0: must be >= 1" in done.stderr, done.stderr[-2000:]
-    assert done.stdout.split("\n")[-2:] == ["heavy -", ""], done.stdout
+    assert error in done.stderr, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-3:] == ["exit 2", "heavy -", ""], done.stdout
+    assert not (tmp_path / "s").exists()
