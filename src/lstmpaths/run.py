@@ -73,12 +73,17 @@ def run_job(cfg: DictConfig) -> float:
     from lstmpaths.processes import end_with_parent, job_threads
     from lstmpaths.settings import check_config
     from lstmpaths.sweep import SWEEP_PID_ENV
+    from lstmpaths.tracking import (
+        check_store,
+        client,
+        close_own_runs,
+        ensure_experiment,
+        reap_dead_runs,
+    )
 
     silence_library_noise()  # again here: joblib workers are fresh processes
     in_sweep = _in_multirun()
     if in_sweep and os.environ.get(SWEEP_PID_ENV):
-        from lstmpaths.tracking import close_own_runs
-
         uri, note = str(cfg.tracking.uri), "interrupted: its sweep's process ended"
         end_with_parent(
             int(os.environ[SWEEP_PID_ENV]), before_exit=lambda: close_own_runs(uri, note)
@@ -86,13 +91,13 @@ def run_job(cfg: DictConfig) -> float:
     if not in_sweep:
         # a sweep job keeps these checks inside its MLflow runs, so they show there as FAILED
         check_config(cfg)
-    # the data stage needs neither torch nor MLflow: a bad data file is reported in a second or
-    # two, before their imports (about 6 s on 2 cores), and before any store is created
+    # the data stage and the store's checks need neither torch nor MLflow: a bad data file or
+    # store is reported in a second or two, before their imports (about 6 s on 2 cores)
     prepared = prepare_data(cfg.data)
+    check_store(str(cfg.tracking.uri))
     import torch
 
     from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
-    from lstmpaths.tracking import client, ensure_experiment, reap_dead_runs
 
     threads, why = job_threads(cfg.threads, int(cfg.jobs) if in_sweep else 1)
     torch.set_num_threads(threads)

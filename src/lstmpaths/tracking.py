@@ -91,11 +91,12 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
-def client(uri: str):
-    """An MlflowClient on `uri`; creates the SQLite folder, and says clearly if it cannot."""
-    import mlflow
-
-    _quiet_mlflow()
+def check_store(uri: str) -> None:
+    """What can be wrong with a store before MLflow is imported (about 3 s), each named in one
+    line: a SQLite folder that cannot be created or written, a file that is not a database or is
+    locked, a server that does not answer, a plain folder (MLflow 3 refuses those)."""
+    if uri in _READY:
+        return
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         try:
@@ -106,24 +107,34 @@ def client(uri: str):
             ) from None
         if not os.access(db.parent, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
             raise ConfigError(f"tracking.uri={uri}: {db} is not writable")
-        if uri not in _READY:
-            # Creating the schema is a known race between processes (alembic's version table):
-            # one process at a time creates or migrates it, under a file lock beside the store.
-            from filelock import FileLock
-
-            with FileLock(str(db) + ".lock"), store_errors(uri):
-                check_sqlite_store(db)
-                mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-            _READY.add(uri)
+        check_sqlite_store(db)
     elif uri.startswith(("http://", "https://")):
-        if uri not in _READY:
-            check_server(uri)
-            _READY.add(uri)
+        check_server(uri)
+        _READY.add(uri)
     elif uri.startswith(("file:", "./", "/")) or "://" not in uri:
         raise ConfigError(
             f"tracking.uri={uri}: MLflow 3 needs a database or server store, "
             "e.g. sqlite:///path/to/mlruns/mlflow.db or http://host:5000"
         )
+
+
+def client(uri: str):
+    """An MlflowClient on `uri`; creates the SQLite folder and schema, and says clearly if it
+    cannot."""
+    import mlflow
+
+    _quiet_mlflow()
+    check_store(uri)
+    if uri.startswith("sqlite:///") and uri not in _READY:
+        # Creating the schema is a known race between processes (alembic's version table):
+        # one process at a time creates or migrates it, under a file lock beside the store.
+        from filelock import FileLock
+
+        db = Path(uri.removeprefix("sqlite:///"))
+        with FileLock(str(db) + ".lock"), store_errors(uri):
+            check_sqlite_store(db)
+            mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        _READY.add(uri)
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
