@@ -286,19 +286,23 @@ def test_ctrl_c_on_a_sweep_then_rerun_ends_finished_with_no_worker_left(tmp_path
     assert len({r.data.tags["lstmpaths.key"] for r in paths if r.info.status == "FINISHED"}) == 4
 
 
-# A "worker" whose job swallows the watcher's KeyboardInterrupt (as Python does when it lands
-# in a weakref callback), started by a "sweep" that prints the worker's pid and waits.
-_DEAF_WORKER = """
+# Two "workers" started by a "sweep" that prints the worker's pid and waits. The deaf one
+# swallows the watcher's KeyboardInterrupt (as Python does when it lands in a weakref callback)
+# and runs on; the other dies of it at once, as a job does when the interrupt lands where no
+# run handles it (inside MLflow's create_run, say). Either must close its runs as it ends.
+_WORKER = """
 import signal, sys, time
 from pathlib import Path
 from lstmpaths.processes import end_with_parent
-signal.signal(signal.SIGINT, lambda *_: None)
-end_with_parent(int(sys.argv[1]), grace_s=0.5, before_exit=lambda: Path(sys.argv[2]).touch())
-time.sleep(120)
+if sys.argv[3] == "deaf":
+    signal.signal(signal.SIGINT, lambda *_: None)
+end_with_parent(int(sys.argv[1]), grace_s=float(sys.argv[4]), before_exit=Path(sys.argv[2]).touch)
+for _ in range(1200):  # a job at work (an interrupt waits for a long sleep to end)
+    time.sleep(0.1)
 """
 _SWEEP = """
 import os, subprocess, sys, time
-worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid()), sys.argv[2]])
+worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid()), *sys.argv[2:]])
 print(worker.pid, flush=True)
 time.sleep(120)
 """
@@ -311,24 +315,25 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_an_orphaned_worker_that_swallowed_the_interrupt_still_closes_its_runs(
-    tmp_path: Path,
+@pytest.mark.parametrize("worker, grace_s", [("deaf", 0.5), ("interrupted", 60.0)])
+def test_an_orphaned_worker_closes_its_runs_as_it_ends(
+    tmp_path: Path, worker: str, grace_s: float
 ) -> None:
     import sys
 
     closed = tmp_path / "closed"
     sweep = subprocess.Popen(
-        [sys.executable, "-c", _SWEEP, _DEAF_WORKER, str(closed)],
+        [sys.executable, "-c", _SWEEP, _WORKER, str(closed), worker, str(grace_s)],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
-    worker = int(sweep.stdout.readline())
+    pid = int(sweep.stdout.readline())
     time.sleep(1.5)  # the worker is watching
-    assert _alive(worker) and not closed.exists()
+    assert _alive(pid) and not closed.exists()
     os.kill(sweep.pid, signal.SIGKILL)
     sweep.wait(10)
-    _wait_for(lambda: not _alive(worker), 30, "the orphaned worker to end")
+    _wait_for(lambda: not _alive(pid), 30, "the orphaned worker to end")  # well inside 60 s
     assert closed.exists()  # its runs were closed before it ended
 
 

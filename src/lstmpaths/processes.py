@@ -14,6 +14,7 @@ spins, 3,650 ms with OpenMP's default spinning).
 from __future__ import annotations
 
 import _thread
+import atexit
 import os
 import threading
 import time
@@ -106,11 +107,15 @@ def end_with_parent(
     The interrupt is a single KeyboardInterrupt, and Python drops one that lands in a weakref
     callback or a `__del__` ("Exception ignored in ..."; seen in SQLAlchemy's class registry):
     the job then runs on. So after `grace_s` the watcher calls `before_exit` itself (it closes
-    this process's open runs) before it ends the process, whatever became of the interrupt."""
+    this process's open runs) before it ends the process, whatever became of the interrupt.
+    An interrupt that lands where no run handles it (inside MLflow's `create_run`, say) ends the
+    process before the grace is over, with its run open: `before_exit` runs at that exit too."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(1.0)
+        if before_exit is not None:
+            atexit.register(before_exit)
         _thread.interrupt_main()  # a KeyboardInterrupt in the job: runs end KILLED
         time.sleep(grace_s)
         try:

@@ -83,29 +83,31 @@ def run_job(cfg: DictConfig) -> float:
 
     silence_library_noise()  # again here: joblib workers are fresh processes
     in_sweep = _in_multirun()
+    if not in_sweep:
+        # Before torch, Lightning and MLflow are imported (about 6 s on 2 cores), so that a bad
+        # setting, data file or store is reported in a second or two. A sweep job keeps these
+        # checks inside its MLflow runs, so they show there as FAILED.
+        check_config(cfg)
+        prepared = prepare_data(cfg.data)
+        check_store(str(cfg.tracking.uri))
+    import torch
+
+    from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
+
     if in_sweep and os.environ.get(SWEEP_PID_ENV):
         uri, note = str(cfg.tracking.uri), "interrupted: its sweep's process ended"
         end_with_parent(
             int(os.environ[SWEEP_PID_ENV]), before_exit=lambda: close_own_runs(uri, note)
         )
-    if not in_sweep:
-        # a sweep job keeps these checks inside its MLflow runs, so they show there as FAILED
-        check_config(cfg)
-    # the data stage and the store's checks need neither torch nor MLflow: a bad data file or
-    # store is reported in a second or two, before their imports (about 6 s on 2 cores)
-    prepared = prepare_data(cfg.data)
-    check_store(str(cfg.tracking.uri))
-    import torch
-
-    from lstmpaths.pipeline import preflight, run_classifier_stage, run_projection_stage
-
     threads, why = job_threads(cfg.threads, int(cfg.jobs) if in_sweep else 1)
     torch.set_num_threads(threads)
     log.info("torch threads: %s", why)
     mlflow_client = client(cfg.tracking.uri)
     experiment_id = ensure_experiment(cfg.tracking.uri, cfg.tracking.experiment)
     reap_dead_runs(mlflow_client, experiment_id)
-    if not in_sweep:
+    if in_sweep:
+        prepared = prepare_data(cfg.data)
+    else:
         preflight(cfg, prepared)
     objectives, run_ids = [], []
     for model in prepared.models or [None]:  # data=activations: one pass per model's file
