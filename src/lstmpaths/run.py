@@ -85,8 +85,9 @@ def run_job(cfg: DictConfig) -> float:
     in_sweep = _in_multirun()
     if not in_sweep:
         # Before torch, Lightning and MLflow are imported (about 6 s on 2 cores), so that a bad
-        # setting, data file or store is reported in a second or two. A sweep job keeps these
-        # checks inside its MLflow runs, so they show there as FAILED.
+        # setting, data file or store is reported in a second or two. A sweep job checks its
+        # settings inside its MLflow runs (they show there as FAILED), and keeps the order its
+        # parent watcher was proven with: imports, watcher, store, data.
         check_config(cfg)
         prepared = prepare_data(cfg.data)
         check_store(str(cfg.tracking.uri))
