@@ -294,8 +294,9 @@ _WORKER = """
 import signal, sys, time
 from pathlib import Path
 from lstmpaths.processes import end_with_parent
-if sys.argv[3] == "deaf":
-    signal.signal(signal.SIGINT, lambda *_: None)
+# explicit either way: a process started in the background by a shell script inherits SIGINT
+# ignored, and then interrupt_main does nothing (the deaf case)
+signal.signal(signal.SIGINT, (lambda *_: None) if sys.argv[3] == "deaf" else signal.default_int_handler)
 end_with_parent(int(sys.argv[1]), grace_s=float(sys.argv[4]), before_exit=Path(sys.argv[2]).touch)
 for _ in range(1200):  # a job at work (an interrupt waits for a long sleep to end)
     time.sleep(0.1)
