@@ -370,9 +370,12 @@ def test_sigkill_of_a_sweep_ends_its_workers_and_their_runs(tmp_path: Path) -> N
     os.kill(proc.pid, signal.SIGKILL)  # the sweep's own process only, as the OOM killer would
     proc.wait(30)
     _wait_for(lambda: not _session_processes(proc.pid), 60, "the orphaned workers to end")
-    statuses = [r.info.status for r in _runs(uri, "paths")]
+    runs = _runs(uri, "paths")
+    statuses = [r.info.status for r in runs]
     print(f"\nafter SIGKILL of the sweep: paths runs {statuses}, no process left")
-    assert statuses and "RUNNING" not in statuses
+    left = [(r.info.run_id, r.data.tags) for r in runs if r.info.status == "RUNNING"]
+    # on failure: the run left open (its owner pid) and the end of what the workers printed
+    assert statuses and not left, f"{left}\n{proc.stdout.read()[-6000:]}"
 
 
 @pytest.mark.slow
