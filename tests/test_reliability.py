@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -320,8 +321,6 @@ def _alive(pid: int) -> bool:
 def test_an_orphaned_worker_closes_its_runs_as_it_ends(
     tmp_path: Path, worker: str, grace_s: float
 ) -> None:
-    import sys
-
     closed = tmp_path / "closed"
     sweep = subprocess.Popen(
         [sys.executable, "-c", _SWEEP, _WORKER, str(closed), worker, str(grace_s)],

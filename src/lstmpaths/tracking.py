@@ -124,15 +124,13 @@ def client(uri: str):
     import mlflow
 
     _quiet_mlflow()
-    check_store(uri)
+    check_store(uri)  # the SQLite file's own checks included
     if uri.startswith("sqlite:///") and uri not in _READY:
         # Creating the schema is a known race between processes (alembic's version table):
         # one process at a time creates or migrates it, under a file lock beside the store.
         from filelock import FileLock
 
-        db = Path(uri.removeprefix("sqlite:///"))
-        with FileLock(str(db) + ".lock"), store_errors(uri):
-            check_sqlite_store(db)
+        with FileLock(uri.removeprefix("sqlite:///") + ".lock"), store_errors(uri):
             mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
         _READY.add(uri)
     return mlflow.MlflowClient(tracking_uri=uri)
