@@ -12,10 +12,13 @@ from hydra import compose, initialize_config_dir
 from conftest import REPO, TINY_JOB
 from lstmpaths import figures as fig
 from lstmpaths.classifier import (
+    SignRNN,
     evaluation_metrics,
     extract_activations,
+    fastest,
     fit_classifier,
     padded_inputs,
+    same_at_thread_counts,
     standardizer,
     write_classifier_files,
 )
@@ -218,3 +221,61 @@ def test_both_trainings_give_the_same_bits_with_the_memory_filling_on(
     monkeypatch.setattr(lstmpaths.autoencoder, "fit", fit_with_filling)
     filled = train_both("filled")
     assert all(torch.equal(a, b) for a, b in zip(fast, filled, strict=True))
+
+
+def test_the_fastest_thread_count_is_the_lowest_median_and_fewer_threads_break_ties() -> None:
+    assert fastest({2: [0.05, 0.06, 0.04], 1: [0.03, 0.035, 0.09]}) == 1
+    assert fastest({4: [0.01, 0.02, 0.03], 2: [0.02, 0.02, 0.03], 1: [0.5, 0.5, 0.5]}) == 2
+    assert fastest({2: [0.02], 1: [0.02]}) == 1
+
+
+def test_a_net_whose_numbers_depend_on_the_thread_count_is_caught() -> None:
+    import torch
+    from torch import nn
+
+    class CountsThreads(nn.Linear):
+        def forward(self, x):  # a stand-in for a kernel that sums in another order
+            return super().forward(x) * (1 + 1e-6 * torch.get_num_threads())
+
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    torch.manual_seed(0)
+    assert same_at_thread_counts(nn.Linear(5, 3), x, y, [2, 1])
+    torch.manual_seed(0)
+    net = CountsThreads(5, 3)
+    assert not same_at_thread_counts(net, x, y, [2, 1])
+    assert net.weight.grad is None  # the check leaves no gradient behind
+
+
+def test_the_classifier_trains_at_its_fastest_thread_count_with_the_same_numbers(
+    tmp_path: Path,
+) -> None:
+    """With 2 threads allowed it times 1 and 2 in its first batches. Where the check finds the
+    numbers the same at both, whichever it keeps trains the same weights as 1 thread fixed;
+    where not, it keeps 2."""
+    import torch
+
+    overrides = [*TINY_JOB, "classifier.batch_size=8", "classifier.max_epochs=3"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "accelerator=cpu"])
+    prepared = prepare_data(cfg.data)
+    data, split = prepared.data, prepared.split
+    inputs = padded_inputs(data, prepared.maxlen, standardizer(data, split.train))
+    device = resolve_device("cpu")
+    before = torch.get_num_threads()
+
+    def train(threads: int, folder: str):
+        cfg.classifier.threads = threads
+        net, facts = fit_classifier(cfg.classifier, inputs, data, split, device, tmp_path / folder)
+        return [p.detach().clone() for p in net.parameters()], facts
+
+    one, facts_one = train(1, "one")
+    timed, facts = train(2, "timed")
+    assert torch.get_num_threads() == before  # the job's count is back
+    assert facts_one["train_threads"] == 1
+    probe = SignRNN(data.n_channels, len(data.class_names), hidden_size=16)
+    x, y = torch.from_numpy(inputs[split.train[:8]]), torch.from_numpy(data.labels[split.train[:8]])
+    if same_at_thread_counts(probe, x, y, [2, 1]):
+        assert facts["train_threads"] in (1, 2)
+        assert all(torch.equal(a, b) for a, b in zip(one, timed, strict=True))
+    else:
+        assert facts["train_threads"] == 2

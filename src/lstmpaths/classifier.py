@@ -10,6 +10,7 @@ output sequence (N, T, hidden) - the vectors every later stage projects.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from lstmpaths.splits import Split
 from lstmpaths.training import EpochMeans
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+log = logging.getLogger("lstmpaths")
 
 
 class SignRNN(nn.Module):
@@ -188,6 +190,81 @@ class ClassifierModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": plateau, "monitor": "epoch/val_loss"},
         }
+
+
+def same_at_thread_counts(net: nn.Module, x: torch.Tensor, y: torch.Tensor, counts) -> bool:
+    """Do the net's logits (with and without autograd), gradients and gradient norm (what
+    clipping reads) on this batch come out the same bit for bit at every CPU thread count in
+    `counts`? True of oneDNN's LSTM on an Intel Xeon, false of its GRU there. Draws no random
+    numbers and leaves every `.grad` as it was."""
+    before = torch.get_num_threads()
+    params = [p for p in net.parameters() if p.requires_grad]
+    results = []
+    try:
+        for count in counts:
+            torch.set_num_threads(count)
+            logits = net(x)
+            grads = torch.autograd.grad(nn.functional.cross_entropy(logits, y), params)
+            with torch.no_grad():
+                evaluated = net(x)
+            norm = nn.utils.get_total_norm(grads)
+            results.append([logits.detach(), evaluated, norm, *grads])
+    finally:
+        torch.set_num_threads(before)
+    return all(
+        torch.equal(a, b) for other in results[1:] for a, b in zip(results[0], other, strict=True)
+    )
+
+
+def fastest(seconds: dict[int, list[float]]) -> int:
+    """The thread count whose median batch time is lowest (ties: fewer threads)."""
+    return min(seconds, key=lambda count: (float(np.median(seconds[count])), count))
+
+
+class FastestThreads(L.Callback):
+    """Trains the classifier at whichever CPU thread count is fastest on this machine, where the
+    count cannot change a number.
+
+    Which count is fastest depends on the machine more than on the net: on an Intel Xeon VM (2
+    cores) a real classifier epoch took 1.14 s on one thread and 1.54-1.89 s on two, whose
+    OpenMP threads sleep between the LSTM's small parallel steps (GOMP_SPINCOUNT, processes.py)
+    and wake late; elsewhere two threads win. So, on the first batch, it checks that the net's
+    logits and gradients are the same bit for bit at every candidate count; only then does it
+    time the next `rounds` batches of each count in turn and keep the fastest for the rest of
+    the training. Otherwise the job's count stays, and so does every result."""
+
+    def __init__(self, threads: int, rounds: int = 4) -> None:
+        self.candidates = sorted({threads, max(1, threads // 2), 1}, reverse=True)
+        self.rounds = rounds
+        self.seconds: dict[int, list[float]] = {c: [] for c in self.candidates}
+        self.chosen: int | None = threads if len(self.candidates) == 1 else None
+        self._trying, self._started = threads, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ARG002
+        if self.chosen is not None:
+            return
+        if not any(self.seconds.values()) and not same_at_thread_counts(
+            pl_module.net, *batch, self.candidates
+        ):
+            self.chosen = torch.get_num_threads()
+            log.info("classifier threads: %d (fewer would change its numbers)", self.chosen)
+            return
+        done = sum(len(v) for v in self.seconds.values())
+        self._trying = self.candidates[done % len(self.candidates)]
+        torch.set_num_threads(self._trying)
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ARG002
+        if self.chosen is not None:
+            return
+        self.seconds[self._trying].append(time.perf_counter() - self._started)
+        if all(len(v) > self.rounds for v in self.seconds.values()):
+            # each count's first batch is left out: it pays for waking or starting its threads
+            medians = {c: float(np.median(v[1:])) for c, v in self.seconds.items()}
+            self.chosen = fastest({c: v[1:] for c, v in self.seconds.items()})
+            torch.set_num_threads(self.chosen)
+            timings = ", ".join(f"{c}: {1000 * m:.0f} ms" for c, m in medians.items())
+            log.info("classifier threads: %d (a batch at each count, %s)", self.chosen, timings)
 
 
 def standardizer(data: SequenceSet, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +432,9 @@ def fit_classifier(
 ) -> tuple[nn.Module, dict[str, float]]:
     """Train the classifier `clf` describes on the padded `inputs`; early stopping on the
     validation loss. Returns the net with its best weights and the fit's facts (epochs, best
-    epoch, seconds). `logger`: a Lightning logger for the per-epoch curves (None: none)."""
+    epoch, seconds, CPU threads). `logger`: a Lightning logger for the per-epoch curves (None:
+    none). On the CPU the thread count (`clf.threads`, else the job's) is the most it uses:
+    `FastestThreads` may pick fewer where that changes no number."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -383,12 +462,16 @@ def fit_classifier(
     checkpoint = ModelCheckpoint(
         dirpath=checkpoints, monitor="epoch/val_loss", mode="min", save_weights_only=True
     )
+    job_threads = torch.get_num_threads()
+    most = int(clf.threads or job_threads)
+    timing = FastestThreads(most) if device.torch.type == "cpu" and most > 1 else None
     trainer = L.Trainer(
         max_epochs=int(clf.max_epochs),
         callbacks=[
             EarlyStopping(monitor="epoch/val_loss", patience=int(clf.patience), mode="min"),
             checkpoint,
             EpochProgress("classifier", int(clf.max_epochs), "epoch/val_loss", int(clf.patience)),
+            *([timing] if timing else []),
         ],
         logger=logger or False,
         gradient_clip_val=float(clf.grad_clip) or None,
@@ -400,12 +483,13 @@ def fit_classifier(
         accelerator=device.lightning,
         devices=1,
     )
-    job_threads = torch.get_num_threads()
     if clf.threads:  # e.g. the cores of the sweep's workers that wait for it
         torch.set_num_threads(int(clf.threads))
+    threads = torch.get_num_threads()
     started = time.perf_counter()
     try:
         fit(trainer, module, datamodule=batches)
+        threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(job_threads)
     seconds = time.perf_counter() - started
@@ -416,6 +500,7 @@ def fit_classifier(
         "best_epoch": float(best_epoch_of(checkpoint.best_model_path)),
         "train_seconds": seconds,
         "seconds_per_epoch": seconds / max(1, trainer.current_epoch),
+        "train_threads": float(threads),
     }
 
 
