@@ -9,6 +9,9 @@ GOMP_SPINCOUNT before torch loads). Measured on 2 cores, one 64 x 90 LSTM step: 
 (36 ms with OMP_WAIT_POLICY=PASSIVE, whose sleeping threads wake late for every small parallel
 region; 15.7 ms spinning 1,000 times); two 2-thread jobs side by side 41 ms each (50 ms at 1,000
 spins, 3,650 ms with OpenMP's default spinning).
+On an Intel Xeon VM the short spin made a lone classifier twice as slow (its threads sleep
+between the LSTM's parallel steps and wake late); there the classifier trains on the count that
+times fastest where the count changes no number (classifier.FastestThreads).
 """
 
 from __future__ import annotations
