@@ -464,7 +464,7 @@ def fit_classifier(
     )
     job_threads = torch.get_num_threads()
     most = int(clf.threads or job_threads)
-    timing = FastestThreads(most) if device.torch.type == "cpu" and most > 1 else None
+    timing = FastestThreads(most) if device.is_cpu and most > 1 else None
     trainer = L.Trainer(
         max_epochs=int(clf.max_epochs),
         callbacks=[
