@@ -14,7 +14,7 @@ import torch
 from conftest import REPO, RUN
 from lstmpaths.autoencoder import DenoisingAutoencoder, encode, reconstruction_mse
 from lstmpaths.classifier import SignRNN, extract_activations
-from lstmpaths.devices import host_state, native_bf16, resolve_device
+from lstmpaths.devices import host_state, resolve_device
 from lstmpaths.errors import ConfigError
 
 
@@ -99,25 +99,3 @@ def test_batches_are_drawn_in_the_same_order_wherever_the_data_lives() -> None:
     assert [len(b) for b in here] == [6, 6, 6, 2]
     assert all(torch.equal(a, b) for a, b in zip(here, placed, strict=True))
     assert sorted(torch.cat(here)[:, 0].tolist()) == list(range(0, 40, 2))
-
-
-@pytest.mark.parametrize(
-    ("mkldnn_bf16", "amx", "avx512_bf16", "vendor", "expected"),
-    [
-        (True, True, True, "GenuineIntel", True),  # AMX tiles
-        (True, False, True, "AuthenticAMD", True),  # AMD EPYC: 11 s against 20 s
-        (True, False, True, "GenuineIntel", False),  # Xeon VM, no AMX: 0.38 s against 0.23 s
-        (True, False, False, "AuthenticAMD", False),  # no bfloat16 dot products
-        (False, True, True, "GenuineIntel", False),  # oneDNN cannot use them
-    ],
-)
-def test_bfloat16_is_picked_only_on_cpus_where_it_trained_faster(
-    monkeypatch: pytest.MonkeyPatch, mkldnn_bf16, amx, avx512_bf16, vendor, expected
-) -> None:
-    import lstmpaths.devices
-
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: mkldnn_bf16)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    monkeypatch.setattr(lstmpaths.devices, "cpu_vendor", lambda: vendor)
-    assert native_bf16(resolve_device("cpu")) is expected

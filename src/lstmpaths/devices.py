@@ -58,38 +58,18 @@ def resolve_device(accelerator: str = "auto") -> Device:
 
 
 def native_bf16(device: Device) -> bool:
-    """Does bfloat16 train the autoencoder faster than float32 here? (precision "auto" picks it
-    only then.) On CUDA: Ampere or newer. On a CPU: AMX tiles, or AVX512-BF16 on an AMD CPU. The
-    autoencoder's fast recipe, one thread, measured: AMD EPYC with AVX512-BF16 11 s in bfloat16
-    against 20 s in float32; an Intel Xeon VM with AVX512-BF16 but no AMX 0.38 s an epoch
-    against 0.23 s (there every matmul's casts cost more than the bfloat16 product saves);
-    emulated bfloat16 is slower still."""
+    """Does the device multiply bfloat16 in hardware? (AVX512-BF16/AMX on a CPU, Ampere or newer
+    on CUDA.) Emulated bf16 is slower than float32, so precision "auto" picks it only here."""
     import torch
 
     try:
         if device.torch.type == "cuda":
             return bool(torch.cuda.is_bf16_supported())
         if device.is_cpu:
-            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                return False
-            if torch.cpu._is_amx_tile_supported():
-                return True
-            return bool(torch.cpu._is_avx512_bf16_supported()) and cpu_vendor() == "AuthenticAMD"
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
     return False
-
-
-def cpu_vendor() -> str:
-    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD"; "" where /proc/cpuinfo has none)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def has_fused_adam(device: torch.device) -> bool:
