@@ -216,9 +216,9 @@ def same_at_thread_counts(net: nn.Module, x: torch.Tensor, y: torch.Tensor, coun
     )
 
 
-def fastest(seconds: dict[int, list[float]]) -> int:
+def fastest(median_seconds: dict[int, float]) -> int:
     """The thread count whose median batch time is lowest (ties: fewer threads)."""
-    return min(seconds, key=lambda count: (float(np.median(seconds[count])), count))
+    return min(median_seconds, key=lambda count: (median_seconds[count], count))
 
 
 class FastestThreads(L.Callback):
@@ -261,7 +261,7 @@ class FastestThreads(L.Callback):
         if all(len(v) > self.rounds for v in self.seconds.values()):
             # each count's first batch is left out: it pays for waking or starting its threads
             medians = {c: float(np.median(v[1:])) for c, v in self.seconds.items()}
-            self.chosen = fastest({c: v[1:] for c, v in self.seconds.items()})
+            self.chosen = fastest(medians)
             torch.set_num_threads(self.chosen)
             timings = ", ".join(f"{c}: {1000 * m:.0f} ms" for c, m in medians.items())
             log.info("classifier threads: %d (a batch at each count, %s)", self.chosen, timings)
