@@ -186,6 +186,15 @@ CASES = {
         "autoencoder.nosie: no such setting; did you mean autoencoder.noise?",
     ),
     "sweep with jobs=0": (lambda t: ["-m", "jobs=0"], "jobs=0: must be >= 1"),
+    # said once before the sweep starts, not once by each of its jobs
+    "sweep without data.path": (
+        lambda t: ["-m", "data=auslan", "data.path=null", "autoencoder.seed=0,1"],
+        "data.path is not set: point it at tctodd.tar.gz",
+    ),
+    "sweep with a missing archive": (
+        lambda t: ["-m", "data=auslan", f"data.path={t}/none.tar.gz", "autoencoder.seed=0,1"],
+        "none.tar.gz: no such file or folder",
+    ),
     "overlapping session splits": (
         lambda t: [
             "data.split=session",

@@ -327,13 +327,24 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
 
 
-def iter_tsd_files(path: Path, max_file_mb: float = MAX_FILE_MB) -> Iterator[tuple[str, bytes]]:
-    """Yield (name, bytes) of every `.tsd` file under a folder, a tar(.gz) or a zip."""
+def require_auslan_path(path: Path) -> None:
+    """Refuse an Auslan path that is not there (before anything is read)."""
     if not path.exists():
         raise DataError(
             f"{path}: no such file or folder (set data.path to the Auslan archive or folder; "
             "`lstmpaths-data download auslan --dest DIR` fetches it)"
         )
+
+
+def require_ts_file(path: Path) -> None:
+    """Refuse a .ts path that is not a file (before anything is read)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such .ts file (set data.path to a *_TRAIN.ts file)")
+
+
+def iter_tsd_files(path: Path, max_file_mb: float = MAX_FILE_MB) -> Iterator[tuple[str, bytes]]:
+    """Yield (name, bytes) of every `.tsd` file under a folder, a tar(.gz) or a zip."""
+    require_auslan_path(path)
     if path.is_dir():
         for p in _tsd_files_in(path):
             if p.is_symlink() and not p.resolve().is_relative_to(path.resolve()):
@@ -472,8 +483,7 @@ def load_ts(
     A series longer than `max_steps` is refused before it is parsed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such .ts file (set data.path to a *_TRAIN.ts file)")
+    require_ts_file(path)
     header: dict[str, str] = {}
     labels_declared: list[str] | None = None
     sequences: list[np.ndarray] = []

@@ -11,6 +11,8 @@ from lstmpaths.data import (
     concat,
     load_auslan,
     load_ts,
+    require_auslan_path,
+    require_ts_file,
     ts_test_sibling,
 )
 from lstmpaths.errors import ConfigError
@@ -34,6 +36,24 @@ def setting(options: Mapping, key: str):
     return options[key]
 
 
+def check_path(source: str, options: Mapping) -> None:
+    """Refuse a file source whose data.path is unset, not one path, or not there, without
+    reading it: what a sweep checks once before its jobs start (each job would fail alike)."""
+    if source not in ("auslan", "uea"):
+        return  # synthetic reads no file; activations checks its own paths as it reads them
+    path = options.get("path")
+    if path and not isinstance(path, str):
+        raise ConfigError(f"data.path={path!r}: the {source} source reads one path")
+    if not path:
+        what = "tctodd.tar.gz (or its folder)" if source == "auslan" else "a *_TRAIN.ts file"
+        hint = ", or run `lstmpaths-data download auslan --dest DIR`" if source == "auslan" else ""
+        raise ConfigError(f"data.path is not set: point it at {what}{hint}")
+    if source == "auslan":
+        require_auslan_path(Path(path))
+    else:
+        require_ts_file(Path(path))
+
+
 def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
     """Load `source` ("auslan" | "synthetic" | "uea" | "activations") with the options of its data config."""
     opts = dict(options or {})
@@ -41,12 +61,7 @@ def load_source(source: str, options: Mapping | None = None) -> SequenceSet:
         from lstmpaths.activations import as_sequence_set, read_models
 
         return as_sequence_set(read_models(opts.get("path")))
-    if source in ("auslan", "uea") and opts.get("path") and not isinstance(opts["path"], str):
-        raise ConfigError(f"data.path={opts['path']!r}: the {source} source reads one path")
-    if source in ("auslan", "uea") and not opts.get("path"):
-        what = "tctodd.tar.gz (or its folder)" if source == "auslan" else "a *_TRAIN.ts file"
-        hint = ", or run `lstmpaths-data download auslan --dest DIR`" if source == "auslan" else ""
-        raise ConfigError(f"data.path is not set: point it at {what}{hint}")
+    check_path(source, opts)
     if source == "auslan":
         return load_auslan(
             opts["path"],

@@ -225,11 +225,14 @@ class MlflowSweepCallback(Callback):
 
         from lstmpaths.errors import LstmpathsError
         from lstmpaths.settings import check_config
+        from lstmpaths.sources import check_path
         from lstmpaths.tracking import client, ensure_experiment, owner_tags, reap_dead_runs
 
         try:
             # the settings every job shares, before any job starts or any run is opened
             check_config({k: v for k, v in config.items() if k != "hydra"})
+            # a data file every job would miss: one error now, not one a job
+            check_path(config.data.source, config.data)
             uri, name = config.tracking.uri, config.tracking.experiment
             experiment_id = ensure_experiment(uri, name)  # schema + experiment, before the race
         except LstmpathsError as exc:
