@@ -248,6 +248,43 @@ def test_a_net_whose_numbers_depend_on_the_thread_count_is_caught() -> None:
     assert net.weight.grad is None  # the check leaves no gradient behind
 
 
+def test_the_thread_count_is_timed_again_as_the_load_changes(monkeypatch) -> None:
+    """Every `every` epochs the counts are timed again: when the count that was slow (another
+    program starting up) becomes the fast one, training switches to it."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch import nn
+
+    import lstmpaths.classifier as classifier
+
+    slow, now = {"count": 2}, [0.0]
+
+    def clock() -> float:  # a batch at the slow count takes 50 ms, at the other 10 ms
+        now[0] += 0.05 if torch.get_num_threads() == slow["count"] else 0.01
+        return now[0]
+
+    monkeypatch.setattr(classifier.time, "perf_counter", clock)
+    torch.manual_seed(0)
+    module = SimpleNamespace(net=nn.Linear(5, 3))
+    batch = (torch.randn(8, 5), torch.randint(0, 3, (8,)))
+    timing = classifier.FastestThreads(2, rounds=2, every=3)
+    trainer, chosen, before = SimpleNamespace(current_epoch=0), [], torch.get_num_threads()
+    try:
+        for epoch in range(7):
+            trainer.current_epoch = epoch
+            slow["count"] = 2 if epoch < 3 else 1
+            timing.on_train_epoch_start(trainer, module)
+            for i in range(8):
+                timing.on_train_batch_start(trainer, module, batch, i)
+                timing.on_train_batch_end(trainer, module, None, batch, i)
+            chosen.append(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+    assert chosen == [1, 1, 1, 2, 2, 2, 2]
+    assert timing.timings == 3  # at epochs 0, 3 and 6
+
+
 def test_the_classifier_trains_at_its_fastest_thread_count_with_the_same_numbers(
     tmp_path: Path,
 ) -> None:

@@ -230,24 +230,35 @@ class FastestThreads(L.Callback):
     OpenMP threads sleep between the LSTM's small parallel steps (GOMP_SPINCOUNT, processes.py)
     and wake late; elsewhere two threads win. So, on the first batch, it checks that the net's
     logits and gradients are the same bit for bit at every candidate count; only then does it
-    time the next `rounds` batches of each count in turn and keep the fastest for the rest of
-    the training. Otherwise the job's count stays, and so does every result."""
+    time `rounds` batches of each count in turn and keep the fastest. Otherwise the job's count
+    stays, and so does every result.
 
-    def __init__(self, threads: int, rounds: int = 4) -> None:
+    It times again every `every` epochs, because the answer moves with what else runs: in a
+    sweep the other workers start up (imports, data) during the classifier's first batches,
+    which made two threads look slower than one (28 ms against 18 ms a batch on an AMD EPYC,
+    where alone two took 13 ms). A timing costs a few batches at the slower count."""
+
+    def __init__(self, threads: int, rounds: int = 4, every: int = 10) -> None:
         self.candidates = sorted({threads, max(1, threads // 2), 1}, reverse=True)
-        self.rounds = rounds
-        self.seconds: dict[int, list[float]] = {c: [] for c in self.candidates}
-        self.chosen: int | None = threads if len(self.candidates) == 1 else None
+        self.rounds, self.every = rounds, every
+        self.same: bool | None = None if len(self.candidates) > 1 else False
+        self.seconds: dict[int, list[float]] | None = None  # a timing in progress
+        self.chosen, self.timings = threads, 0
         self._trying, self._started = threads, 0.0
 
+    def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ARG002
+        if self.same and self.seconds is None and trainer.current_epoch % self.every == 0:
+            self.seconds = {c: [] for c in self.candidates}
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ARG002
-        if self.chosen is not None:
-            return
-        if not any(self.seconds.values()) and not same_at_thread_counts(
-            pl_module.net, *batch, self.candidates
-        ):
-            self.chosen = torch.get_num_threads()
-            log.info("classifier threads: %d (fewer would change its numbers)", self.chosen)
+        if self.same is None:
+            self.same = same_at_thread_counts(pl_module.net, *batch, self.candidates)
+            if not self.same:
+                self.chosen = torch.get_num_threads()
+                log.info("classifier threads: %d (fewer would change its numbers)", self.chosen)
+                return
+            self.seconds = {c: [] for c in self.candidates}
+        if self.seconds is None:
             return
         done = sum(len(v) for v in self.seconds.values())
         self._trying = self.candidates[done % len(self.candidates)]
@@ -255,16 +266,24 @@ class FastestThreads(L.Callback):
         self._started = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ARG002
-        if self.chosen is not None:
+        if self.seconds is None:
             return
         self.seconds[self._trying].append(time.perf_counter() - self._started)
         if all(len(v) > self.rounds for v in self.seconds.values()):
             # each count's first batch is left out: it pays for waking or starting its threads
             medians = {c: float(np.median(v[1:])) for c, v in self.seconds.items()}
-            self.chosen = fastest(medians)
+            before, self.chosen, self.seconds = self.chosen, fastest(medians), None
             torch.set_num_threads(self.chosen)
             timings = ", ".join(f"{c}: {1000 * m:.0f} ms" for c, m in medians.items())
-            log.info("classifier threads: %d (a batch at each count, %s)", self.chosen, timings)
+            self.timings += 1
+            level = logging.INFO if self.timings == 1 or self.chosen != before else logging.DEBUG
+            log.log(
+                level,
+                "classifier threads: %d from epoch %d (a batch at each count, %s)",
+                self.chosen,
+                trainer.current_epoch,
+                timings,
+            )
 
 
 def standardizer(data: SequenceSet, train_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
