@@ -236,9 +236,10 @@ class FastestThreads(L.Callback):
     It times again every `every` epochs, because the answer moves with what else runs: in a
     sweep the other workers start up (imports, data) during the classifier's first batches,
     which made two threads look slower than one (28 ms against 18 ms a batch on an AMD EPYC,
-    where alone two took 13 ms). A timing costs a few batches at the slower count."""
+    where alone two took 13 ms). A timing costs `rounds` batches at the slower count; fewer
+    than 8 let one batch's noise decide (two threads' medians of 4 ranged 14-21 ms there)."""
 
-    def __init__(self, threads: int, rounds: int = 4, every: int = 10) -> None:
+    def __init__(self, threads: int, rounds: int = 8, every: int = 10) -> None:
         self.candidates = sorted({threads, max(1, threads // 2), 1}, reverse=True)
         self.rounds, self.every = rounds, every
         self.same: bool | None = None if len(self.candidates) > 1 else False
