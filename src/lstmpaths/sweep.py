@@ -228,17 +228,21 @@ class MlflowSweepCallback(Callback):
         from lstmpaths.sources import check_path
         from lstmpaths.tracking import client, ensure_experiment, owner_tags, reap_dead_runs
 
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        local = "joblib" in launcher or "BasicLauncher" in launcher  # jobs on this machine
         try:
             # the settings every job shares, before any job starts or any run is opened
             check_config({k: v for k, v in config.items() if k != "hydra"})
-            # a data file every job would miss: one error now, not one a job
-            check_path(config.data.source, config.data)
+            # a data file every job would miss: one error now, not one a job (Ray and SLURM
+            # jobs read their own machines' files, which this one may not have)
+            if local:
+                check_path(config.data.source, config.data)
             uri, name = config.tracking.uri, config.tracking.experiment
             experiment_id = ensure_experiment(uri, name)  # schema + experiment, before the race
         except LstmpathsError as exc:
             print(f"lstmpaths-run: error: {exc}", file=sys.stderr)
             sys.exit(2)
-        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+        if "joblib" in launcher:
             # local worker processes (children of this one) end when this process ends; Ray
             # and SLURM workers are not our children and have their own lifetimes
             os.environ[SWEEP_PID_ENV] = str(os.getpid())
