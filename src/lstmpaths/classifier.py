@@ -248,19 +248,23 @@ class FastestThreads(L.Callback):
         self._trying, self._started = threads, 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ARG002
-        if self.same and self.seconds is None and trainer.current_epoch % self.every == 0:
+        # a timing starts every `every` epochs; the first one begins with the check
+        if (
+            self.same is not False
+            and self.seconds is None
+            and trainer.current_epoch % self.every == 0
+        ):
             self.seconds = {c: [] for c in self.candidates}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ARG002
+        if self.seconds is None:
+            return
         if self.same is None:
             self.same = same_at_thread_counts(pl_module.net, *batch, self.candidates)
             if not self.same:
-                self.chosen = torch.get_num_threads()
+                self.seconds, self.chosen = None, torch.get_num_threads()
                 log.info("classifier threads: %d (fewer would change its numbers)", self.chosen)
                 return
-            self.seconds = {c: [] for c in self.candidates}
-        if self.seconds is None:
-            return
         done = sum(len(v) for v in self.seconds.values())
         self._trying = self.candidates[done % len(self.candidates)]
         torch.set_num_threads(self._trying)
