@@ -512,3 +512,32 @@ def test_a_sigkilled_job_is_marked_killed_by_the_next_job_whatever_its_configura
     print(f"\nafter SIGKILL and another job: { ({k: r.info.status for k, r in by_seed.items()}) }")
     assert by_seed["8"].info.status == "KILLED" and by_seed["1"].info.status == "FINISHED"
     assert "process (pid" in by_seed["8"].data.tags["lstmpaths.error"]
+
+
+def test_ctrl_c_inside_a_store_write_still_ends_the_run_killed(tmp_path: Path, monkeypatch) -> None:
+    """The interrupt lands in SQLAlchemy after a query ran and before its rows are read, as
+    Ctrl-C did in an epoch's metrics write (1 job in 25): the open cursor, held by the
+    traceback, keeps its SQLite lock, and the run must still end KILLED."""
+    from mlflow.entities import Metric
+    from sqlalchemy.engine.default import DefaultExecutionContext
+
+    from lstmpaths.tracking import client, ensure_experiment, tracked_run
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    experiment_id = ensure_experiment(uri, "lstmpaths")
+    read_result = DefaultExecutionContext._setup_result_proxy
+
+    def interrupted_after_a_query(context):
+        if context.statement.lstrip().startswith("SELECT"):
+            monkeypatch.setattr(DefaultExecutionContext, "_setup_result_proxy", read_result)
+            raise KeyboardInterrupt
+        return read_result(context)
+
+    with pytest.raises(KeyboardInterrupt), tracked_run(uri, experiment_id, "job", {}, {}) as run:
+        monkeypatch.setattr(
+            DefaultExecutionContext, "_setup_result_proxy", interrupted_after_a_query
+        )
+        client(uri).log_batch(run.info.run_id, metrics=[Metric("loss", 1.0, 0, 0)])
+    ended = client(uri).get_run(run.info.run_id)
+    assert ended.info.status == "KILLED"
+    assert ended.data.tags["lstmpaths.error"] == "interrupted (Ctrl-C)"

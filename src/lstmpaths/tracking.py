@@ -441,6 +441,29 @@ def newest_run(uri: str, query: str):
     return runs[0] if runs else None
 
 
+def release_interrupted_queries(exc: BaseException) -> None:
+    """Let go of the store connections an interrupt stranded, so that this process can still
+    write to the store.
+
+    Ctrl-C can land inside one of MLflow's queries, after SQLite ran it and before SQLAlchemy
+    read its rows. The open cursor then keeps its lock on the database for as long as the
+    traceback's frames hold it, and every later write of this process, ending the run
+    included, waits on that lock in vain (a run left RUNNING, 1 Ctrl-C in 25 on a training
+    job). Clearing the locals of the frames that have already unwound (here and in the
+    exceptions it chains, e.g. Lightning's SystemExit) and collecting lets SQLAlchemy close
+    those connections, which rolls their statements back. The traceback keeps its lines."""
+    import gc
+    import traceback
+
+    seen: set[int] = set()
+    chained: BaseException | None = exc
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        traceback.clear_frames(chained.__traceback__)
+        chained = chained.__cause__ or chained.__context__
+    gc.collect()
+
+
 @contextlib.contextmanager
 def tracked_run(
     uri: str, experiment_id: str, run_name: str, tags: Mapping[str, str], params: Mapping[str, str]
@@ -467,6 +490,8 @@ def tracked_run(
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         message = "interrupted (Ctrl-C)" if interrupted else f"{type(exc).__name__}: {exc}"
+        if interrupted:
+            release_interrupted_queries(exc)
         # a user waiting on Ctrl-C gets a short wait; a failure may wait out a locked store
         if not mark_ended(
             mlflow_client,
