@@ -18,6 +18,7 @@ from lstmpaths.data import (
     load_ts,
     pad_front,
     pool_frames,
+    stored_float,
 )
 from lstmpaths.errors import ConfigError, DataError
 from lstmpaths.prepare import data_config, prepare_data
@@ -125,6 +126,18 @@ def test_maxlen_keeps_shorter_sequences_and_pads_at_the_front(tiny_archive: Path
     assert padded.shape == (len(data), 10, 22)
     assert np.all(padded[0, : 10 - len(first)] == 0)
     np.testing.assert_array_equal(padded[0, -len(first) :], first)
+
+
+def test_floats_are_stored_in_float16_where_they_fit() -> None:
+    half = stored_float(np.array([0.1, -2.0, 65000.0]))
+    assert half.dtype == np.float16
+    # 0.1 keeps 11 significant bits: 1638/16384; 65000 rounds to a multiple of 32
+    np.testing.assert_array_equal(half.astype(np.float64), [1638 / 16384, -2.0, 64992.0])
+    for too_wide in ([1.0, 70000.0], [1.0, -1e6], [1.0, np.nan]):  # beyond float16, or unknown
+        kept = stored_float(np.array(too_wide))
+        assert kept.dtype == np.float32
+        np.testing.assert_array_equal(kept, np.array(too_wide, np.float32))
+    assert stored_float(np.zeros((0, 3))).dtype == np.float16
 
 
 def test_maxlen_that_drops_everything_is_a_config_error(tiny_archive: Path) -> None:

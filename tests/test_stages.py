@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, TINY_JOB
 from lstmpaths import figures as fig
+from lstmpaths.autoencoder import DenoisingAutoencoder, encode_paths
 from lstmpaths.classifier import (
     SignRNN,
     evaluation_metrics,
@@ -60,7 +62,17 @@ def test_every_stage_in_process_without_mlflow(tmp_path: Path) -> None:
     assert projection.hand_ratios is not None  # synthetic glove data: hand usage measured
     files = write_paths_files(tmp_path, projection, arrays)
     with np.load(tmp_path / "paths.npz") as stored:
-        assert np.array_equal(stored["codes"], projection.codes.astype(np.float32))
+        # float16 on disk, and exactly what the metrics and figures of the job used
+        assert stored["codes"].dtype == np.float16
+        assert np.array_equal(stored["codes"], projection.codes)
+    weights = torch.load(tmp_path / "autoencoder.pt", weights_only=True)
+    assert {w.dtype for w in weights.values()} == {torch.float16}
+    ae = cfg.autoencoder
+    reloaded = DenoisingAutoencoder(16, 2, ae.activation, tuple(ae.widths))
+    reloaded.load_state_dict(weights)  # into float32 parameters
+    again = encode_paths(reloaded.eval(), arrays["activations"].astype(np.float32))
+    span = np.ptp(projection.codes.reshape(-1, 2), axis=0).max()
+    assert np.abs(again - projection.codes).max() < 2e-3 * span
     view = fig.PathsView.of_run(arrays, projection.codes, cfg.autoencoder, projection.hand_ratios)
     groups = sign_groups(cfg.figures.groups, view.class_names, data.truth)
     out = tmp_path / "figures"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmpaths.data import SequenceSet, file_fingerprint
+from lstmpaths.data import SequenceSet, file_fingerprint, stored_float
 from lstmpaths.errors import ConfigError, DataError
 from lstmpaths.prepare import stable_hash
 
@@ -33,7 +33,6 @@ OPTIONAL = ("lengths", "class_names", "part", "ids", "predictions")
 PARTS = ("train", "val", "test")
 # The arrays every file must share: they describe the recordings, not the model.
 SHARED = ("labels", "lengths", "class_names", "part", "ids")
-FLOAT16_MAX = 65504.0
 
 
 @dataclass
@@ -115,7 +114,7 @@ def checked_arrays(raw: dict[str, np.ndarray], where: str) -> dict[str, np.ndarr
         i = int(np.flatnonzero((lengths < 1) | (lengths > t))[0])
         raise DataError(f"{where}: lengths[{i}] = {lengths[i]} is outside 1..T (T = {t})")
     out = {
-        "activations": acts.astype(_storage_dtype(acts)),
+        "activations": stored_float(acts),
         "labels": labels,
         "lengths": lengths,
         "class_names": np.array(
@@ -157,11 +156,6 @@ def _whole_numbers(values: np.ndarray, name: str, shape: tuple, where: str) -> n
     if np.issubdtype(values.dtype, np.floating) and np.all(np.mod(values, 1) == 0):
         return values.astype(np.int64)
     raise DataError(f"{where}: {name} must be whole numbers, got {values.dtype}")
-
-
-def _storage_dtype(acts: np.ndarray) -> type:
-    """float16 as lstmpaths stores its own activations, unless the values would overflow it."""
-    return np.float16 if float(np.abs(acts).max()) < FLOAT16_MAX else np.float32
 
 
 def read_models(path_setting) -> list[ActivationFile]:

@@ -102,6 +102,18 @@ class SequenceSet:
         }
 
 
+FLOAT16_MAX = 65504.0
+
+
+def stored_float(values: np.ndarray) -> np.ndarray:
+    """`values` at the precision lstmpaths stores its float arrays in (activations, paths,
+    autoencoder weights): float16, half the bytes, unless a value would overflow it (then
+    float32). float16 keeps 11 significant bits, a relative error of at most 2**-11 (0.05%)."""
+    values = np.asarray(values)
+    fits = values.size == 0 or float(np.abs(values).max()) < FLOAT16_MAX  # NaN: not fits
+    return values.astype(np.float16 if fits else np.float32)
+
+
 def pad_front(sequences: list[np.ndarray], maxlen: int) -> np.ndarray:
     """Zero-pad every (T_i, C) sequence at the front to (maxlen, C), as the study did.
 

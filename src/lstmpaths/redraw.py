@@ -82,9 +82,8 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     network = fig.network_name(
         config["data"].get("source"), config.get("classifier", {}).get("net", {}).get("cell")
     )
-    view = fig.PathsView.of_run(
-        arrays, arrays["codes"], ae, ratios, float(figs["hand_threshold"]), network
-    )
+    codes = arrays["codes"].astype(np.float32)  # stored as float16 where it fits
+    view = fig.PathsView.of_run(arrays, codes, ae, ratios, float(figs["hand_threshold"]), network)
     truth = None
     if figs.get("groups") is None:  # synthetic data: the planted relations name the groups
         truth = planted_truth(uri, run.data.tags["lstmpaths.classifier_run_id"], folder)

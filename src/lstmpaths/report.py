@@ -151,7 +151,7 @@ def load_runs(uri: str, runs: list, cache: Path):
                     f"run {r.info.run_id}: its recordings differ from the other runs' "
                     "(another data split); choose one sweep with --parent RUN_ID"
                 )
-            codes = z["codes"]
+            codes = z["codes"].astype(np.float32)  # stored as float16 where it fits
         classifier = r.data.tags["lstmpaths.classifier_run_id"]
         if classifier not in activations:
             apath = download_artifacts(
