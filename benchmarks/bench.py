@@ -8,7 +8,7 @@ one full job on the real data with the sweeps' figure settings (peak RSS, paths 
 seconds, artifact MB); the README's main job on the synthetic default; the default classifier
 on the real data (vs the study's own code); the `smoke` sweep's wall time; the newest real
 `robustness` sweep in the default store ($MLFLOW_TRACKING_URI or mlruns/: run it without make,
-as the README says) with its MB per job; the last pytest session's wall time (recorded by
+as the README says) with its MB per job; the last whole run of each test tier (recorded by
 tests/conftest.py, never timed here); whether a GPU is present. Real Auslan data from ../shared
 (or $LSTMPATHS_AUSLAN) when present, else synthetic data of the same size. Medians of several
 repeats after a warm-up. Prints a table with targets, writes JSON.
@@ -329,10 +329,19 @@ def real_classifier() -> dict:
     return {k: m[k] for k in ("train_seconds", "epochs", "test_acc", "seconds_per_epoch")}
 
 
-def last_test_session() -> dict | None:
-    """What the last pytest session recorded (tests/conftest.py): bench never times tests."""
-    record = REPO / ".pytest_cache" / "v" / "lstmpaths" / "last_session"
-    return json.loads(record.read_text()) if record.exists() else None
+# The test tiers by their marker expressions (Makefile), with the fast tier's target
+TIERS = {
+    "make test": ("not slow and not cluster", 720.0),
+    "make test-slow": ("slow and not cluster", None),
+}
+
+
+def test_tiers() -> dict[str, dict]:
+    """The last whole run of each test tier, as tests/conftest.py records it (bench never times
+    tests; a run of some files only is not recorded)."""
+    record = REPO / ".pytest_cache" / "v" / "lstmpaths" / "tiers"
+    runs = json.loads(record.read_text()) if record.exists() else {}
+    return {name: runs[markers] for name, (markers, _) in TIERS.items() if markers in runs}
 
 
 def smoke_sweep() -> float:
@@ -545,15 +554,18 @@ def main() -> int:
             print(
                 "robustness sweep: none in mlruns/ (lstmpaths-run -m +sweeps=robustness data=auslan)"
             )
-    tests = last_test_session()
-    if tests:
-        tier = tests["markers"] or "all"
+    rows["test_tiers"] = test_tiers()
+    for name, (_, target) in TIERS.items():
+        tier = rows["test_tiers"].get(name)
+        if tier is None:
+            print(f"{name + ' s':<34}{'':>10}{'not run':>11}  (no whole run recorded here)")
+            continue
+        limit = f"<={target:.0f}" if target else ""
+        check = f"  {verdict(tier['wall_s'] <= target)}" if target else ""
         print(
-            f"{'last pytest session s':<34}{'':>10}{tests['wall_s']:>11.0f}{'':>8}{'<=720':>9}"
-            f"  {verdict(tests['wall_s'] <= 720)}  ({tests['tests']} tests, -m '{tier}', "
-            f"{tests['finished']})"
+            f"{name + ' s':<34}{'':>10}{tier['wall_s']:>11.0f}{'':>8}{limit:>9}{check}  "
+            f"({tier['tests']} tests, {tier['failed']} failed, {tier['finished']})"
         )
-    rows["last_test_session"] = tests
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name(0)} (the sweep row above ran wherever it ran)")
     else:

@@ -31,6 +31,8 @@ TINY_JOB = [
     "figures.interactive=false",
 ]
 DEFAULT_AUSLAN = REPO.parent / "shared" / "data" / "auslan-hq" / "tctodd.tar.gz"
+# pytest cache key of the tiers' wall times (read by benchmarks/bench.py)
+TIER_RECORDS = "lstmpaths/tiers"
 
 
 def free_port() -> int:
@@ -145,21 +147,25 @@ def pytest_sessionstart(session) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """The suite's wall time and tier, for `make bench` (which never times tests itself)."""
+    """A whole tier's wall time, per marker expression (`make test`: "not slow and not cluster"),
+    for `make bench`, which never times tests itself. A session given test files, ids or -k is
+    not a tier and is not recorded."""
     import time
 
     started = getattr(session.config, "_lstmpaths_started", None)
     cache = getattr(session.config, "cache", None)  # absent under `-p no:cacheprovider`
     if started is None or cache is None or session.testscollected == 0:
         return
-    cache.set(
-        "lstmpaths/last_session",
-        {
-            "wall_s": round(time.time() - started, 1),
-            "markers": session.config.getoption("markexpr") or "",
-            "tests": session.testscollected,
-            "failed": session.testsfailed,
-            "exit": int(exitstatus),
-            "finished": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
-        },
-    )
+    some_only = session.config.args_source == pytest.Config.ArgsSource.ARGS
+    if some_only or session.config.getoption("keyword"):  # files, test ids or -k: not a tier
+        return
+    markers = session.config.getoption("markexpr") or ""
+    tiers = cache.get(TIER_RECORDS, {})
+    tiers[markers] = {
+        "wall_s": round(time.time() - started, 1),
+        "tests": session.testscollected,
+        "failed": session.testsfailed,
+        "exit": int(exitstatus),
+        "finished": time.strftime("%Y-%m-%d %H:%M", time.localtime()),
+    }
+    cache.set(TIER_RECORDS, tiers)
