@@ -27,7 +27,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from lstmpaths.data import SequenceSet, pad_front
+from lstmpaths.data import SequenceSet, pad_front, stored_float
 from lstmpaths.devices import Device, data_device, host_state, to_numpy
 from lstmpaths.errors import ConfigError
 from lstmpaths.splits import Split
@@ -540,7 +540,7 @@ def write_classifier_files(
 ) -> dict[str, np.ndarray]:
     """The classifier run's files in `out` (weights, the input scaling `padded_inputs` applied,
     activations, per-class accuracy, the misclassified list, the test confusion matrix).
-    Returns the arrays of `activations.npz`: exactly what is stored (float16 activations) is
+    Returns the arrays of `activations.npz`: exactly what is stored (`stored_float` activations) is
     what the paths stage gets, so a job that trains its classifier computes the same paths as
     one that reuses it."""
     from lstmpaths.figures import confusion_figure
@@ -559,7 +559,7 @@ def write_classifier_files(
     )
     predictions, part = probs.argmax(1), split.part_of(len(data))
     stored = {
-        "activations": activations.astype(np.float16),
+        "activations": stored_float(activations),  # float16: LSTM/GRU outputs lie in (-1, 1)
         "labels": data.labels,
         "predictions": predictions,
         "confidence": probs.max(1).astype(np.float32),
