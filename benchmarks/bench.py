@@ -475,7 +475,7 @@ def main() -> int:
     from lstmpaths.devices import machine_description, resolve_device
 
     print(f"machine: {machine_description(resolve_device('auto'))}")
-    from lstmpaths.autoencoder import resolve_precision
+    from lstmpaths.devices import resolve_precision
 
     # the sweeps' recipe trains in bfloat16 only where the CPU multiplies it natively
     rows["dae_precision_auto"] = resolve_precision("auto")

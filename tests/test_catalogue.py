@@ -158,6 +158,10 @@ CASES = {
         lambda t: ["autoencoder.precision=fp8"],
         "autoencoder.precision='fp8': choose one of 32, bf16, auto",
     ),
+    "unknown classifier precision": (
+        lambda t: ["classifier.precision=16"],
+        "classifier.precision=16: choose one of 32, bf16, auto",
+    ),
     "maxlen 0": (lambda t: ["data.maxlen=0"], "data.maxlen"),
     "maxlen below every sequence": (lambda t: ["data.maxlen=5"], "data.maxlen"),
     "unknown sign in figure groups": (

@@ -15,9 +15,9 @@ from lstmpaths.autoencoder import (
     DenoisingAutoencoder,
     encode,
     encode_paths,
-    resolve_precision,
     training_vectors,
 )
+from lstmpaths.devices import resolve_precision
 from lstmpaths.errors import ConfigError
 from lstmpaths.metrics import (
     continuity,
@@ -214,6 +214,8 @@ def test_precision_setting() -> None:
     assert resolve_precision("auto") in ("32-true", "bf16-mixed")
     with pytest.raises(ConfigError, match="autoencoder.precision='fp8'"):
         resolve_precision("fp8")
+    with pytest.raises(ConfigError, match="classifier.precision='16'"):
+        resolve_precision("16", key="classifier.precision")
 
 
 def test_pca_baseline_recovers_a_plane() -> None:

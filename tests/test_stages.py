@@ -24,7 +24,7 @@ from lstmpaths.classifier import (
     standardizer,
     write_classifier_files,
 )
-from lstmpaths.devices import resolve_device
+from lstmpaths.devices import resolve_device, resolve_precision
 from lstmpaths.pipeline import presentation
 from lstmpaths.prepare import prepare_data, sign_groups
 from lstmpaths.projection import project, write_paths_files
@@ -263,6 +263,7 @@ def test_a_net_whose_numbers_depend_on_the_thread_count_is_caught() -> None:
 def test_the_thread_count_is_timed_again_as_the_load_changes(monkeypatch) -> None:
     """Every `every` epochs the counts are timed again: when the count that was slow (another
     program starting up) becomes the fast one, training switches to it."""
+    import contextlib
     from types import SimpleNamespace
 
     import torch
@@ -281,7 +282,9 @@ def test_the_thread_count_is_timed_again_as_the_load_changes(monkeypatch) -> Non
     module = SimpleNamespace(net=nn.Linear(5, 3))
     batch = (torch.randn(8, 5), torch.randint(0, 3, (8,)))
     timing = classifier.FastestThreads(2, rounds=2, every=3)
-    trainer, chosen, before = SimpleNamespace(current_epoch=0), [], torch.get_num_threads()
+    plugin = SimpleNamespace(forward_context=contextlib.nullcontext)
+    trainer = SimpleNamespace(current_epoch=0, precision_plugin=plugin)
+    chosen, before = [], torch.get_num_threads()
     try:
         for epoch in range(7):
             trainer.current_epoch = epoch
@@ -321,8 +324,32 @@ def test_the_classifier_trains_at_its_fastest_thread_count_with_the_same_numbers
     assert facts_one["train_threads"] == 1
     probe = SignRNN(data.n_channels, len(data.class_names), hidden_size=16)
     x, y = torch.from_numpy(inputs[split.train[:8]]), torch.from_numpy(data.labels[split.train[:8]])
-    if same_at_thread_counts(probe, x, y, [2, 1]):
+    # checked as training computes: under bfloat16 autocast where classifier.precision picks it
+    bf16 = resolve_precision(cfg.classifier.precision, device) == "bf16-mixed"
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        same = same_at_thread_counts(probe, x, y, [2, 1])
+    if same:
         assert facts["train_threads"] in (1, 2)
         assert all(torch.equal(a, b) for a, b in zip(one, timed, strict=True))
     else:
         assert facts["train_threads"] == 2
+
+
+def test_classifier_precision_reaches_the_training(tmp_path: Path) -> None:
+    """classifier.precision=bf16 trains under bfloat16 autocast (oneDNN's bfloat16 LSTM on a
+    CPU): the same seed ends at other weights than in float32, and both still learn."""
+    weights, losses = {}, {}
+    for precision in ("32", "bf16"):
+        cfg, prepared, _, inputs = _tiny_job(
+            f"classifier.precision={precision}", "classifier.threads=1"
+        )
+        data, split = prepared.data, prepared.split
+        device = resolve_device("cpu")
+        net, _ = fit_classifier(cfg.classifier, inputs, data, split, device, tmp_path / precision)
+        weights[precision] = torch.cat([p.detach().flatten() for p in net.parameters()])
+        _, probs = extract_activations(net, inputs, device=device.torch)
+        losses[precision] = evaluation_metrics(data.labels, probs.argmax(1), probs, split)
+    assert not torch.equal(weights["32"], weights["bf16"])
+    # bfloat16 keeps ~3 significant digits: a step's rounding, not another training
+    assert (weights["32"] - weights["bf16"]).abs().max() < 0.05
+    assert losses["bf16"]["train_loss"] == pytest.approx(losses["32"]["train_loss"], rel=0.05)

@@ -19,8 +19,8 @@ from lstmpaths.devices import (
     Device,
     data_device,
     has_fused_adam,
-    native_bf16,
     resolve_device,
+    resolve_precision,
     to_numpy,
 )
 from lstmpaths.errors import ConfigError
@@ -38,21 +38,6 @@ def check_settings(bottleneck: int, activation: str, noise: float) -> None:
         )
     if not isinstance(noise, int | float) or noise < 0:
         raise ConfigError(f"autoencoder.noise={noise!r}: the noise sd must be a number >= 0")
-
-
-PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
-
-
-def resolve_precision(setting: str, device: Device | None = None) -> str:
-    """autoencoder.precision -> Lightning's name: 32 -> "32-true", bf16 -> "bf16-mixed"
-    (bfloat16 matmuls under autocast, float32 weights, optimizer and loss), auto -> bf16 on a
-    device with native bfloat16, else 32."""
-    setting = str(setting)
-    if setting == "auto":
-        return PRECISIONS["bf16" if native_bf16(device or resolve_device()) else "32"]
-    if setting not in PRECISIONS:
-        raise ConfigError(f"autoencoder.precision={setting!r}: choose 32, bf16 or auto")
-    return PRECISIONS[setting]
 
 
 class DenoisingAutoencoder(nn.Module):

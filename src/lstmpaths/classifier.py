@@ -260,7 +260,9 @@ class FastestThreads(L.Callback):
         if self.seconds is None:
             return
         if self.same is None:
-            self.same = same_at_thread_counts(pl_module.net, *batch, self.candidates)
+            # under the autocast training runs in (bf16-mixed: oneDNN's bfloat16 LSTM)
+            with trainer.precision_plugin.forward_context():
+                self.same = same_at_thread_counts(pl_module.net, *batch, self.candidates)
             if not self.same:
                 self.seconds, self.chosen = None, torch.get_num_threads()
                 log.info("classifier threads: %d (fewer would change its numbers)", self.chosen)
@@ -462,6 +464,7 @@ def fit_classifier(
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from lstmpaths.devices import resolve_precision
     from lstmpaths.training import EpochProgress, fit
 
     L.seed_everything(int(clf.seed), workers=True, verbose=False)
@@ -506,6 +509,7 @@ def fit_classifier(
         deterministic=True,
         accelerator=device.lightning,
         devices=1,
+        precision=resolve_precision(clf.precision, device, "classifier.precision"),
     )
     if clf.threads:  # e.g. the cores of the sweep's workers that wait for it
         torch.set_num_threads(int(clf.threads))

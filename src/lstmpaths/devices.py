@@ -72,6 +72,24 @@ def native_bf16(device: Device) -> bool:
     return False
 
 
+# Lightning's names for the `precision` settings of the classifier and the autoencoder
+PRECISIONS = {"32": "32-true", "bf16": "bf16-mixed"}
+
+
+def resolve_precision(
+    setting: str, device: Device | None = None, key: str = "autoencoder.precision"
+) -> str:
+    """A `precision` setting (`key` names it in errors) -> Lightning's name: 32 -> "32-true",
+    bf16 -> "bf16-mixed" (bfloat16 matmuls and LSTM steps under autocast, float32 weights,
+    optimizer and loss), auto -> bf16 on a device with native bfloat16, else 32."""
+    setting = str(setting)
+    if setting == "auto":
+        return PRECISIONS["bf16" if native_bf16(device or resolve_device()) else "32"]
+    if setting not in PRECISIONS:
+        raise ConfigError(f"{key}={setting!r}: choose 32, bf16 or auto")
+    return PRECISIONS[setting]
+
+
 def has_fused_adam(device: torch.device) -> bool:
     """Does torch have a fused Adam kernel (one kernel for the whole update) for this device?
     The project uses it where it was tested (CPU, CUDA); elsewhere Adam's per-tensor loop."""

@@ -311,7 +311,7 @@ def _lines_image(
     ax.set_axis_off()
     ax.set_xlim(extent[:2])
     ax.set_ylim(extent[2:])
-    ax.add_collection(LineCollection(segments, **style))
+    ax.add_collection(LineCollection(segments, **style), autolim=False)  # limits set above
     canvas.draw()
     return np.asarray(canvas.buffer_rgba()).copy()
 
@@ -356,12 +356,16 @@ def misclassified_figure(
             ax.xaxis.set_tick_params(labelbottom=True)
         ax.imshow(backdrop, extent=extent, aspect="auto", interpolation="antialiased", zorder=0)
         ax.add_collection(
-            LineCollection(bg[bg_labels == labels[i]], colors="tab:blue", linewidths=0.7, alpha=0.6)
+            LineCollection(
+                bg[bg_labels == labels[i]], colors="tab:blue", linewidths=0.7, alpha=0.6
+            ),
+            autolim=False,  # every panel shows `extent` (set below)
         )
         ax.add_collection(
             LineCollection(
                 bg[bg_labels == predictions[i]], colors="tab:orange", linewidths=0.7, alpha=0.6
-            )
+            ),
+            autolim=False,
         )
         ax.plot(xy[i, :, 0], xy[i, :, 1], color="black", lw=1.6)
         ax.plot(xy[i, -1, 0], xy[i, -1, 1], "o", color="black", ms=4)
@@ -456,7 +460,7 @@ def paths_animation(
             alpha=0.35,
             animated=True,
         )
-        ax.add_collection(new)
+        ax.add_collection(new, autolim=False)  # the limits are fixed above
         ax.draw_artist(new)
         new.remove()
         background = canvas.copy_from_bbox(fig.bbox)

@@ -20,7 +20,7 @@ import numpy as np
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from lstmpaths.devices import Device, machine_description, resolve_device
+from lstmpaths.devices import Device, machine_description, resolve_device, resolve_precision
 from lstmpaths.errors import ConfigError
 from lstmpaths.prepare import Prepared, prepare_data, sign_groups, stable_hash
 from lstmpaths.processes import LastValue
@@ -86,7 +86,6 @@ def key_lock(tracking: DictConfig, stage: str, key: str):
 
 def preflight(cfg: DictConfig, prepared: Prepared) -> None:
     """Settings a job would only trip over after minutes of training, checked up front."""
-    from lstmpaths.autoencoder import resolve_precision
 
     device = resolve_device(cfg.accelerator)  # a GPU asked for and missing: said now
     if cfg.stage == "paths":
@@ -201,6 +200,11 @@ def _train_classifier(
         mlflow_client = client(uri)
         log_metrics(mlflow_client, run_id, metrics)
         mlflow_client.set_tag(run_id, "lstmpaths.machine", machine_description(device))
+        mlflow_client.set_tag(
+            run_id,
+            "lstmpaths.classifier_precision",
+            resolve_precision(cfg.classifier.precision, device, "classifier.precision"),
+        )
         if metrics["test_acc"] < metrics["baseline_1nn_test_acc"]:
             warning = (
                 f"the classifier's test accuracy {metrics['test_acc']:.3f} is below a 1-nearest-"
@@ -372,7 +376,6 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> PathsOu
 def _run_paths(
     cfg: DictConfig, outcome: ClassifierOutcome, experiment_id: str, key: str, resolved: dict
 ) -> PathsOutcome:
-    from lstmpaths.autoencoder import resolve_precision
 
     ae, uri = cfg.autoencoder, cfg.tracking.uri
     imported = bool(outcome.prepared.models)  # no classifier of ours: its settings mean nothing

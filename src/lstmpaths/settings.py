@@ -157,6 +157,7 @@ RULES: dict[str, Rule] = {
     "classifier.max_epochs": positive_int(),
     "classifier.patience": positive_int(),
     "classifier.lr_patience": count(),
+    "classifier.precision": Rule(choices=("32", "bf16", "auto")),
     "classifier.grad_clip": non_negative(),
     "classifier.augment.noise": non_negative(),
     "classifier.augment.time_warp": non_negative(),
