@@ -15,6 +15,7 @@ from lstmpaths import figures as fig
 from lstmpaths.autoencoder import DenoisingAutoencoder, encode_paths
 from lstmpaths.classifier import (
     SignRNN,
+    classifier_precision,
     evaluation_metrics,
     extract_activations,
     fastest,
@@ -24,7 +25,8 @@ from lstmpaths.classifier import (
     standardizer,
     write_classifier_files,
 )
-from lstmpaths.devices import resolve_device, resolve_precision
+from lstmpaths.devices import resolve_device
+from lstmpaths.errors import ConfigError
 from lstmpaths.pipeline import presentation
 from lstmpaths.prepare import prepare_data, sign_groups
 from lstmpaths.projection import project, write_paths_files
@@ -325,7 +327,7 @@ def test_the_classifier_trains_at_its_fastest_thread_count_with_the_same_numbers
     probe = SignRNN(data.n_channels, len(data.class_names), hidden_size=16)
     x, y = torch.from_numpy(inputs[split.train[:8]]), torch.from_numpy(data.labels[split.train[:8]])
     # checked as training computes: under bfloat16 autocast where classifier.precision picks it
-    bf16 = resolve_precision(cfg.classifier.precision, device) == "bf16-mixed"
+    bf16 = classifier_precision(cfg.classifier.precision, device) == "bf16-mixed"
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         same = same_at_thread_counts(probe, x, y, [2, 1])
     if same:
@@ -338,6 +340,10 @@ def test_the_classifier_trains_at_its_fastest_thread_count_with_the_same_numbers
 def test_classifier_precision_reaches_the_training(tmp_path: Path) -> None:
     """classifier.precision=bf16 trains under bfloat16 autocast (oneDNN's bfloat16 LSTM on a
     CPU): the same seed ends at other weights than in float32, and both still learn."""
+    try:
+        classifier_precision("bf16", resolve_device("cpu"))
+    except ConfigError as exc:
+        pytest.skip(str(exc))
     weights, losses = {}, {}
     for precision in ("32", "bf16"):
         cfg, prepared, _, inputs = _tiny_job(
@@ -353,3 +359,39 @@ def test_classifier_precision_reaches_the_training(tmp_path: Path) -> None:
     # bfloat16 keeps ~3 significant digits: a step's rounding, not another training
     assert (weights["32"] - weights["bf16"]).abs().max() < 0.05
     assert losses["bf16"]["train_loss"] == pytest.approx(losses["32"]["train_loss"], rel=0.05)
+
+
+def test_bf16_where_the_cell_cannot_run_in_it(monkeypatch) -> None:
+    """Where oneDNN (or cuDNN) has no bfloat16 RNN, bf16 asked for is a one-line error that names
+    the setting, and auto quietly trains in float32."""
+    import lstmpaths.classifier as classifier
+
+    def no_bf16(self, *args, **kwargs):
+        if torch.is_autocast_enabled("cpu"):
+            raise RuntimeError("could not create a primitive descriptor for the LSTM forward")
+        return original(self, *args, **kwargs)
+
+    original = torch.nn.LSTM.forward
+    monkeypatch.setattr(torch.nn.LSTM, "forward", no_bf16)
+    classifier._bf16_problem.cache_clear()
+    cpu = resolve_device("cpu")
+    try:
+        with pytest.raises(ConfigError, match=r"classifier.precision=bf16: .* LSTM .*primitive"):
+            classifier_precision("bf16", cpu)
+        assert classifier_precision("auto", cpu) == "32-true"
+        assert classifier_precision("32", cpu) == "32-true"
+    finally:
+        classifier._bf16_problem.cache_clear()
+
+
+def test_the_bf16_probe_draws_no_random_number_of_the_training() -> None:
+    """The probe builds a tiny RNN: its weights come from a forked generator, so whether it ran
+    before in this process cannot change a classifier's training."""
+    import lstmpaths.classifier as classifier
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    classifier._bf16_problem.cache_clear()
+    classifier._bf16_problem("cpu", "lstm")
+    assert torch.equal(torch.rand(3), expected)

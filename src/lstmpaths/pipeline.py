@@ -150,6 +150,7 @@ def _train_classifier(
     """One classifier run: fit, evaluate, extract activations, store and log them."""
     from lstmpaths.baseline import nearest_neighbour_accuracy
     from lstmpaths.classifier import (
+        classifier_precision,
         evaluation_metrics,
         extract_activations,
         fit_classifier,
@@ -203,7 +204,7 @@ def _train_classifier(
         mlflow_client.set_tag(
             run_id,
             "lstmpaths.classifier_precision",
-            resolve_precision(cfg.classifier.precision, device, "classifier.precision"),
+            classifier_precision(cfg.classifier.precision, device, cfg.classifier.net.cell),
         )
         if metrics["test_acc"] < metrics["baseline_1nn_test_acc"]:
             warning = (
