@@ -326,7 +326,8 @@ def real_classifier() -> dict:
         client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
         (run,) = client.search_runs(["1"], "tags.`lstmpaths.stage` = 'classifier'")
     m = run.data.metrics
-    return {k: m[k] for k in ("train_seconds", "epochs", "test_acc", "seconds_per_epoch")}
+    facts = {k: m[k] for k in ("train_seconds", "epochs", "test_acc", "seconds_per_epoch")}
+    return facts | {"precision": run.data.tags.get("lstmpaths.classifier_precision", "?")}
 
 
 # The test tiers by their marker expressions (Makefile), with the fast tier's target
@@ -534,7 +535,8 @@ def main() -> int:
                 f"{'real classifier s (vs study code)':<34}{STUDY_CLASSIFIER_S:>10.0f}"
                 f"{c['train_seconds']:>11.0f}{c['train_seconds'] / STUDY_CLASSIFIER_S:>8.2f}"
                 f"{'<=45':>9}  {verdict(c['train_seconds'] <= 45)}  ({c['epochs']:.0f} epochs, "
-                f"{c['seconds_per_epoch']:.2f} s/epoch, test acc {c['test_acc']:.4f}; before "
+                f"{c['seconds_per_epoch']:.2f} s/epoch, {c.get('precision', '?')}, "
+                f"test acc {c['test_acc']:.4f}; before "
                 f"{BEFORE['real_classifier_s']:.0f} s)"
             )
         print(f"{'smoke sweep wall s (4 jobs)':<34}{rows['smoke_sweep_s']:>10.1f}")
