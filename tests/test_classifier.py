@@ -15,11 +15,9 @@ from conftest import REPO, RUN
 from lstmpaths.classifier import (
     ClassifierModule,
     SignRNN,
-    classifier_precision,
     extract_activations,
     padded_inputs,
 )
-from lstmpaths.devices import resolve_device
 from lstmpaths.pipeline import classifier_key, weaker_than_baseline_hint
 from lstmpaths.synthetic import generate
 
@@ -231,10 +229,7 @@ def test_end_to_end_run_is_tracked_and_then_reused(tmp_path: Path) -> None:
     assert ("lstmpaths.warning" in run.data.tags) == weaker
     assert ("below a 1-nearest-neighbour baseline" in first.stdout + first.stderr) == weaker
     assert "cores" in run.data.tags["lstmpaths.machine"]  # what computed it
-    # classifier.precision: auto, resolved for this machine and said
-    assert run.data.tags["lstmpaths.classifier_precision"] == classifier_precision(
-        "auto", resolve_device("cpu")
-    )
+    assert run.data.tags["lstmpaths.classifier_precision"] == "32-true"  # the default, said
     assert len(client.get_metric_history(run.info.run_id, "epoch/val_loss")) == 4  # per-epoch curve
     assert run.data.params["classifier.net.hidden_size"] == "16"
     assert run.data.params["data.source"] == "synthetic"
