@@ -12,12 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, RUN
-from lstmpaths.classifier import (
-    ClassifierModule,
-    SignRNN,
-    extract_activations,
-    padded_inputs,
-)
+from lstmpaths.classifier import ClassifierModule, SignRNN, extract_activations, padded_inputs
 from lstmpaths.pipeline import classifier_key, weaker_than_baseline_hint
 from lstmpaths.synthetic import generate
 

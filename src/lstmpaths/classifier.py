@@ -481,18 +481,20 @@ def classifier_precision(setting: str, device: Device, cell: str = "lstm") -> st
     and no GPU was lent to measure them. bf16 asked for where the cell cannot run in it is a
     one-line error before any training."""
     precision = resolve_precision(setting, device, "classifier.precision")
-    if str(setting) == "auto" and not device.is_cpu:
+    if precision != PRECISIONS["bf16"]:
+        return precision
+    auto = str(setting) == "auto"
+    if auto and not device.is_cpu:
         return PRECISIONS["32"]
-    if precision == PRECISIONS["bf16"]:
-        problem = _bf16_problem(device.torch.type, cell)
-        if problem and str(setting) == "auto":
-            return PRECISIONS["32"]
-        if problem:
-            raise ConfigError(
-                f"classifier.precision=bf16: this torch cannot train a {cell.upper()} in "
-                f"bfloat16 here ({problem}); use 32 or auto"
-            )
-    return precision
+    problem = _bf16_problem(device.torch.type, cell)
+    if problem is None:
+        return precision
+    if auto:
+        return PRECISIONS["32"]
+    raise ConfigError(
+        f"classifier.precision=bf16: this torch cannot train a {cell.upper()} in "
+        f"bfloat16 here ({problem}); use 32 or auto"
+    )
 
 
 def fit_classifier(

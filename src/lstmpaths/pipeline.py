@@ -86,7 +86,6 @@ def key_lock(tracking: DictConfig, stage: str, key: str):
 
 def preflight(cfg: DictConfig, prepared: Prepared) -> None:
     """Settings a job would only trip over after minutes of training, checked up front."""
-
     device = resolve_device(cfg.accelerator)  # a GPU asked for and missing: said now
     if cfg.stage == "paths":
         resolve_precision(cfg.autoencoder.precision, device)
@@ -377,7 +376,6 @@ def run_projection_stage(cfg: DictConfig, outcome: ClassifierOutcome) -> PathsOu
 def _run_paths(
     cfg: DictConfig, outcome: ClassifierOutcome, experiment_id: str, key: str, resolved: dict
 ) -> PathsOutcome:
-
     ae, uri = cfg.autoencoder, cfg.tracking.uri
     imported = bool(outcome.prepared.models)  # no classifier of ours: its settings mean nothing
     groups = ("data",) if imported else ("data", "classifier")
