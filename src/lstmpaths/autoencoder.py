@@ -161,19 +161,28 @@ def _batches(vectors: np.ndarray, batch_size: int, device: torch.device):
         yield torch.from_numpy(chunk).to(device)
 
 
+# Rows per batch when encoding on the CPU. Each batch's 600-wide hidden layer is written, passed
+# through ReLU and read back: at 4,096 rows (10 MB) that stays near the cache, at 65,536 (157 MB)
+# it goes through memory. A real job's 144,575 encoded steps took 0.55 s instead of 0.9 s on one
+# core of an AMD EPYC, the same codes bit for bit. GPUs take the whole set in a few big batches.
+CPU_ENCODE_ROWS = 4096
+
+
 @torch.no_grad()
 def encode(
     net: DenoisingAutoencoder,
     vectors: np.ndarray,
-    batch_size: int = 65536,
+    batch_size: int | None = None,
     device: torch.device | None = None,
 ) -> np.ndarray:
-    """Bottleneck codes of (..., hidden) vectors -> (..., k), in a few large batches, on the
-    net's device (or `device`)."""
+    """Bottleneck codes of (..., hidden) vectors -> (..., k), on the net's device (or
+    `device`), in batches of `batch_size` rows (None: CPU_ENCODE_ROWS on the CPU, 65,536
+    elsewhere)."""
     net.eval()
     device = device or next(net.parameters()).device
     net.to(device)
-    out = [to_numpy(net.encoder(x)) for x in _batches(vectors, batch_size, device)]
+    rows = batch_size or (CPU_ENCODE_ROWS if device.type == "cpu" else 65536)
+    out = [to_numpy(net.encoder(x)) for x in _batches(vectors, rows, device)]
     return np.concatenate(out).reshape(*vectors.shape[:-1], -1)
 
 
