@@ -284,14 +284,19 @@ def test_encoding_the_shared_padding_once_gives_every_path_its_codes() -> None:
 
 def test_cpu_encoding_in_cache_sized_batches_keeps_every_row_in_place(monkeypatch) -> None:
     import lstmpaths.autoencoder as autoencoder
+    import lstmpaths.devices as devices
 
-    monkeypatch.setattr(autoencoder, "CPU_ENCODE_ROWS", 7)
+    monkeypatch.setattr(devices, "CPU_INFERENCE_ROWS", 7)
+    rows, batches = [], autoencoder._batches
+    monkeypatch.setattr(
+        autoencoder, "_batches", lambda v, n, device: rows.append(n) or batches(v, n, device)
+    )
     torch.manual_seed(0)
     net = DenoisingAutoencoder(5, 2, "tanh", (6, 4), 0.1)
     vectors = np.random.default_rng(0).normal(size=(3, 10, 5)).astype(np.float32)  # 30 rows
     batched = encode(net, vectors)  # 5 batches of at most 7 rows
     whole = encode(net, vectors, batch_size=30)
-    assert batched.shape == (3, 10, 2)
+    assert rows == [7, 30] and batched.shape == (3, 10, 2)
     np.testing.assert_allclose(batched, whole, rtol=0, atol=1e-6)
     assert not np.allclose(batched[:, ::-1], whole, atol=1e-3)  # rows differ: order is checked
 

@@ -19,6 +19,7 @@ from lstmpaths.devices import (
     Device,
     data_device,
     has_fused_adam,
+    inference_rows,
     resolve_device,
     resolve_precision,
     to_numpy,
@@ -161,13 +162,6 @@ def _batches(vectors: np.ndarray, batch_size: int, device: torch.device):
         yield torch.from_numpy(chunk).to(device)
 
 
-# Rows per batch when encoding on the CPU. Each batch's 600-wide hidden layer is written, passed
-# through ReLU and read back: at 4,096 rows (10 MB) that stays near the cache, at 65,536 (157 MB)
-# it goes through memory. A real job's 144,575 encoded steps took 0.55 s instead of 0.9 s on one
-# core of an AMD EPYC, the same codes bit for bit. GPUs take the whole set in a few big batches.
-CPU_ENCODE_ROWS = 4096
-
-
 @torch.no_grad()
 def encode(
     net: DenoisingAutoencoder,
@@ -176,12 +170,11 @@ def encode(
     device: torch.device | None = None,
 ) -> np.ndarray:
     """Bottleneck codes of (..., hidden) vectors -> (..., k), on the net's device (or
-    `device`), in batches of `batch_size` rows (None: CPU_ENCODE_ROWS on the CPU, 65,536
-    elsewhere)."""
+    `device`), in batches of `batch_size` rows (None: the device's `inference_rows`)."""
     net.eval()
     device = device or next(net.parameters()).device
     net.to(device)
-    rows = batch_size or (CPU_ENCODE_ROWS if device.type == "cpu" else 65536)
+    rows = batch_size or inference_rows(device)
     out = [to_numpy(net.encoder(x)) for x in _batches(vectors, rows, device)]
     return np.concatenate(out).reshape(*vectors.shape[:-1], -1)
 

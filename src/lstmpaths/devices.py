@@ -117,6 +117,20 @@ def data_device(device: Device, nbytes: int) -> torch.device:
     return device.torch
 
 
+# Rows per batch of a forward pass over many vectors (encoding every step of every path). On the
+# CPU each batch's hidden layer is written, passed through ReLU and read back: at 4,096 rows of
+# the DAE's 600 units (10 MB) that stays near the cache, at 65,536 (157 MB) it goes through
+# memory. A real job's 144,575 steps took 0.55 s instead of 0.9 s on one core of an AMD EPYC,
+# the same codes bit for bit. A GPU takes the whole set in a few big batches.
+CPU_INFERENCE_ROWS = 4096
+ACCELERATOR_INFERENCE_ROWS = 65536
+
+
+def inference_rows(device: torch.device) -> int:
+    """Rows per batch for a forward-only pass over many vectors on `device`."""
+    return CPU_INFERENCE_ROWS if device.type == "cpu" else ACCELERATOR_INFERENCE_ROWS
+
+
 def host_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A module's weights as host tensors, so a file saved after GPU training loads anywhere."""
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
