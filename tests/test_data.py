@@ -18,6 +18,7 @@ from lstmpaths.data import (
     load_ts,
     pad_front,
     pool_frames,
+    save_arrays,
     stored_float,
 )
 from lstmpaths.errors import ConfigError, DataError
@@ -138,6 +139,31 @@ def test_floats_are_stored_in_float16_where_they_fit() -> None:
         assert kept.dtype == np.float32
         np.testing.assert_array_equal(kept, np.array(too_wide, np.float32))
     assert stored_float(np.zeros((0, 3))).dtype == np.float16
+
+
+def test_saved_arrays_load_with_numpy_as_they_were_and_are_lzma_members(tmp_path: Path) -> None:
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "codes": stored_float(rng.normal(size=(40, 90, 2)).cumsum(1) / 20),  # smooth, like paths
+        "labels": np.arange(40),
+        "ids": np.array([f"tctodd1/sign-{i}" for i in range(40)]),
+        "empty": np.zeros((0, 3), np.float32),
+    }
+    path = save_arrays(tmp_path / "paths.npz", **arrays)
+    with np.load(path) as back:
+        assert sorted(back.files) == sorted(arrays)
+        for name, values in arrays.items():
+            assert back[name].dtype == values.dtype and back[name].shape == values.shape
+            np.testing.assert_array_equal(back[name], values)
+    with zipfile.ZipFile(path) as archive:
+        assert {m.compress_type for m in archive.infolist()} == {zipfile.ZIP_LZMA}
+    # smaller than numpy's own deflated npz for paths' float16 codes
+    np.savez_compressed(tmp_path / "deflated.npz", codes=arrays["codes"])
+    assert save_arrays(tmp_path / "lzma.npz", codes=arrays["codes"]).stat().st_size < (
+        (tmp_path / "deflated.npz").stat().st_size
+    )
 
 
 def test_maxlen_that_drops_everything_is_a_config_error(tiny_archive: Path) -> None:

@@ -50,12 +50,28 @@ def test_sweep_html_loads_plotly_from_its_cdn_and_stays_small(tmp_path: Path) ->
         codes, labels, labels, ids, list("abcd"), tmp_path / "c.html", "t", plotlyjs="cdn"
     )
     text = cdn.read_text()
-    assert "cdn.plot.ly" in text and "rec399" in text
+    assert "cdn.plot.ly" in text
     assert inline.stat().st_size > 3_000_000  # plotly.js itself
     # 400 paths x 47 points (46 steps and a break) as 16-bit grid positions, deflated: less
     # than their base64 bytes uncompressed (150 KB); no float arrays, no hover string per point
     assert '"bdata"' not in text and "DecompressionStream" in text
     assert cdn.stat().st_size < 4 / 3 * 400 * 47 * 2 * 2 + 30_000
+    # the hover texts' lists travel deflated, every recording in them once
+    lists = _page_lists(text)
+    assert lists["ids"] == ids and lists["predicted"] == [list("abcd")[c] for c in labels]
+    assert sorted(i for m in lists["members"] for i in m) == list(range(400))
+    assert "rec399" not in text  # not as text beside them
+
+
+def _page_lists(page: str) -> dict:
+    """The per-recording lists a paths.html carries (`info.lists`: deflated JSON in base64)."""
+    import base64
+    import json
+    import re
+    import zlib
+
+    encoded = re.search(r'"lists": "([A-Za-z0-9+/=]+)"', page).group(1)
+    return json.loads(zlib.decompress(base64.b64decode(encoded)))
 
 
 def test_grid_points_come_back_within_half_a_grid_step() -> None:

@@ -171,6 +171,32 @@ def test_a_worker_keeps_one_last_value() -> None:
     assert computed == ["a", "b", "a3"]  # one entry: "a" was dropped when "b" came
 
 
+def test_a_workers_next_job_frees_the_last_jobs_garbage_and_freezes_what_lives() -> None:
+    """settle_heap collects before it freezes: garbage from the jobs before (a reference cycle
+    no one holds) is freed, not kept forever; what is alive leaves the collector's walks."""
+    import gc
+    import weakref
+
+    from lstmpaths.processes import settle_heap
+
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.me = garbage  # a cycle: only the collector frees it
+    dead = weakref.ref(garbage)
+    alive = [Node() for _ in range(1000)]
+    del garbage
+    frozen_before = gc.get_freeze_count()
+    try:
+        settle_heap()
+        assert dead() is None
+        assert gc.get_freeze_count() >= frozen_before + len(alive)
+        assert not any(o is alive[0] for o in gc.get_objects())  # out of the walks
+    finally:
+        gc.unfreeze()  # back to the collector, as for the tests after this one
+
+
 def test_fit_trains_without_filling_new_memory_and_restores_the_setting() -> None:
     """`training.fit` turns off torch's NaN filling of new tensors (a cost of
     deterministic=True) for the fit only."""

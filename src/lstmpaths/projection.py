@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from omegaconf import DictConfig
 
-from lstmpaths.data import SequenceSet, stored_float
+from lstmpaths.data import SequenceSet, save_arrays, stored_float
 from lstmpaths.devices import Device
 from lstmpaths.errors import ConfigError
 from lstmpaths.processes import LastValue
@@ -185,7 +185,7 @@ def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[P
     from lstmpaths.devices import host_state
 
     ids = [str(s) for s in arrays["ids"]]
-    np.savez_compressed(
+    save_arrays(
         out / "paths.npz",
         codes=stored_float(projection.codes),
         labels=arrays["labels"],

@@ -70,7 +70,7 @@ def run_job(cfg: DictConfig) -> float:
     """One job: the classifier stage, then (stage=paths) the projection stage, for lstmpaths'
     own LSTM or for each activation file the user brought. Returns the sweep's objective."""
     from lstmpaths.prepare import prepare_data
-    from lstmpaths.processes import end_with_parent, job_threads
+    from lstmpaths.processes import end_with_parent, job_threads, settle_heap
     from lstmpaths.settings import check_config
     from lstmpaths.sweep import SWEEP_PID_ENV
     from lstmpaths.tracking import (
@@ -83,7 +83,9 @@ def run_job(cfg: DictConfig) -> float:
 
     silence_library_noise()  # again here: joblib workers are fresh processes
     in_sweep = _in_multirun()
-    if not in_sweep:
+    if in_sweep:
+        settle_heap()  # a worker's next job: what the jobs before it imported stays, unwalked
+    else:
         # Before torch, Lightning and MLflow are imported (about 6 s on 2 cores), so that a bad
         # setting, data file or store is reported in a second or two. A sweep job checks its
         # settings inside its MLflow runs (they show there as FAILED), and keeps the order its
