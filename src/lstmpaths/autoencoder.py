@@ -109,7 +109,7 @@ class AutoencoderModule(L.LightningModule):
     def configure_optimizers(self):
         # One fused kernel for the whole update instead of ~10 small ops per weight tensor: on
         # CPU, torch's default Adam loops over the 12 tensors, about a tenth of a sweep job's
-        # step (measured in the README's performance section). Same update up to rounding.
+        # step (measured in docs/performance.md). Same update up to rounding.
         fused = has_fused_adam(self.device)
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, fused=fused)
         if self.schedule == "constant":

@@ -102,7 +102,7 @@ def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
     rounding, as fast on the CPU and 5 times faster on an H200; but its last-bit rounding sends
     every classifier down another training trajectory (the README's accuracies, the planted-truth
     cell CI runs; seed 8 on the H200: 92.4% instead of 96.0%), so it is not used until several
-    seeds show the recipe unharmed (README, Development, "GPU").
+    seeds show the recipe unharmed (docs/performance.md, "GPU").
     """
     real = x.abs().sum(-1) > 0  # (B, T)
     if noise > 0:
