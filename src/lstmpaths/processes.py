@@ -55,8 +55,8 @@ class LastValue(Generic[T]):
 
 
 def settle_heap() -> None:
-    """Before a sweep worker's next job: collect the jobs before it's garbage, then move what
-    is still alive (the imports, the values `LastValue` keeps) out of the collector's sight.
+    """Before a sweep worker's next job: collect the garbage the jobs before it left, then move
+    what is still alive (the imports, the values `LastValue` keeps) out of the collector's sight.
 
     joblib's workers (without psutil) run a full collection after every job: a walk over every
     object torch, Lightning, MLflow and matplotlib made at import, 0.5 s a job on the real data
