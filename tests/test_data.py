@@ -166,6 +166,20 @@ def test_saved_arrays_load_with_numpy_as_they_were_and_are_lzma_members(tmp_path
     )
 
 
+def test_saved_arrays_are_deflated_where_python_has_no_lzma(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import zipfile
+
+    monkeypatch.setitem(sys.modules, "lzma", None)  # `import lzma` raises ImportError
+    path = save_arrays(tmp_path / "paths.npz", codes=np.ones((3, 4, 2), np.float16))
+    with zipfile.ZipFile(path) as archive:
+        assert [m.compress_type for m in archive.infolist()] == [zipfile.ZIP_DEFLATED]
+    with np.load(path) as back:
+        np.testing.assert_array_equal(back["codes"], np.ones((3, 4, 2), np.float16))
+
+
 def test_maxlen_that_drops_everything_is_a_config_error(tiny_archive: Path) -> None:
     with pytest.raises(ConfigError, match="drops every sequence"):
         load_auslan(tiny_archive, maxlen=3)
