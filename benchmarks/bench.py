@@ -31,8 +31,18 @@ REPO = Path(__file__).resolve().parents[1]
 RUN = str(REPO / ".venv" / "bin" / "lstmpaths-run")
 # What the study's own code took on these 2 cores (../shared/reference/README.md)
 STUDY_CLASSIFIER_S = 360.0
-# The robustness sweep as the performance issue measured it before this round (AMD EPYC, 2 cores)
-BEFORE = {"main_job_s": 388.0, "real_classifier_s": 151.0, "sweep_job_mb": 9.9}
+STUDY_PATHS_FIGURES_S = 56.0  # encoding one sequence at a time + the all-paths figure
+# What the performance issue measured before this round (AMD EPYC, 2 cores): the main job, the
+# real classifier, the real robustness sweep (1 classifier + 36 jobs, HTML and GIF off), its MB
+# a job, a single job's artifacts (HTML with plotly.js inlined, GIF) and `make test` in CI
+BEFORE = {
+    "main_job_s": 388.0,
+    "real_classifier_s": 151.0,
+    "robustness_sweep_s": 16 * 60 + 42.0,
+    "sweep_job_mb": 9.9,
+    "job_mb": 20.0,
+    "make_test_s": 18 * 60.0,
+}
 
 
 def timed(fn, repeats: int) -> float:
@@ -411,9 +421,11 @@ def recorded_gpu_sweep() -> dict:
     record = json.loads((REPO / "benchmarks" / "gpu_sweeps.json").read_text())
     best = min(record["runs"], key=lambda r: r["launch_to_exit_s"])
     ok = best["launch_to_exit_s"] <= record["target_s"]
+    ratio = best["launch_to_exit_s"] / BEFORE["robustness_sweep_s"]
     best["line"] = (
         f"recorded on {record['machine']} ({best['date']}, code {best['code']}, {best['jobs']} "
-        f"jobs): robustness sweep {best['launch_to_exit_s']:.0f} s launch to exit (target "
+        f"jobs): robustness sweep {best['launch_to_exit_s']:.0f} s launch to exit, {ratio:.2f} "
+        f"of the {BEFORE['robustness_sweep_s']:.0f} s on 2 CPU cores before this round (target "
         f"<= {record['target_s']} s: {'PASS' if ok else 'FAIL'}); classifier "
         f"{best['classifier_s']:.0f} s, then per job {best['job_s']:.1f} s (DAE "
         f"{best['dae_s']:.1f}, figures {best['figures_s']:.1f})"
@@ -484,7 +496,7 @@ def main() -> int:
         f"data: {source}; torch threads: {rows['threads']}; autoencoder precision 'auto' (the "
         f"fast recipe) here: {rows['dae_precision_auto']}"
     )
-    print(f"{'row':<34}{'plain s':>10}{'project s':>11}{'ratio':>8}{'target':>9}  verdict")
+    print(f"{'row':<34}{'baseline':>10}{'lstmpaths':>11}{'ratio':>8}{'target':>9}  verdict")
     print(f"{'matmul 2048 GFLOP/s':<34}{peak:>10.1f}")
     for name in ("classifier_batch64", "classifier_batch128", dae_row):
         r = rows[name]
@@ -511,8 +523,9 @@ def main() -> int:
     if "full_job" in rows:
         j = rows["full_job"]
         print(
-            f"{'one job: paths + figures s':<34}{j['paths_and_figures_s']:>10.1f}{'':>19}{'<=30':>9}"
-            f"  {verdict(j['paths_and_figures_s'] <= 30)}"
+            f"{'one job: paths + figures s':<34}{STUDY_PATHS_FIGURES_S:>10.0f}"
+            f"{j['paths_and_figures_s']:>11.1f}{j['paths_and_figures_s'] / STUDY_PATHS_FIGURES_S:>8.2f}"
+            f"{'<=30':>9}  {verdict(j['paths_and_figures_s'] <= 30)}  (plain: the study's code)"
         )
         print(
             f"{'one job: peak RSS GiB':<34}{j['peak_rss_gib']:>10.2f}{'':>19}{'<=4':>9}"
@@ -520,8 +533,9 @@ def main() -> int:
         )
         print(f"{'one job: wall s (15-epoch LSTM)':<34}{j['wall_s']:>10.1f}")
         print(
-            f"{'one job: artifacts MB (GIF+HTML)':<34}{'':>10}{j['artifacts_mb']:>11.2f}{'':>8}"
-            f"{'<=3':>9}  {verdict(j['artifacts_mb'] <= 3)}"
+            f"{'one job: artifacts MB (GIF+HTML)':<34}{BEFORE['job_mb']:>10.1f}"
+            f"{j['artifacts_mb']:>11.2f}{j['artifacts_mb'] / BEFORE['job_mb']:>8.2f}"
+            f"{'<=3':>9}  {verdict(j['artifacts_mb'] <= 3)}  (before: plotly.js in every job's HTML)"
         )
         mj = rows["main_job"]
         print(
@@ -542,10 +556,12 @@ def main() -> int:
         print(f"{'smoke sweep wall s (4 jobs)':<34}{rows['smoke_sweep_s']:>10.1f}")
         r = rows["robustness_sweep"]
         if r:
+            before = BEFORE["robustness_sweep_s"]
             print(
-                f"{'robustness sweep wall s (stored)':<34}{'':>10}{r['wall_s']:>11.0f}{'':>8}{'<=300':>9}"
-                f"  {verdict(r['wall_s'] <= 300)}  ({r['jobs_finished']:.0f} jobs, run {r['run_id'][:8]}, "
-                f"{r['machine']}, DAE {r['dae_precision'] or '?'})"
+                f"{'robustness sweep wall s (stored)':<34}{before:>10.0f}{r['wall_s']:>11.0f}"
+                f"{r['wall_s'] / before:>8.2f}{'<=300':>9}  {verdict(r['wall_s'] <= 300)}  "
+                f"({r['jobs_finished']:.0f} jobs, run {r['run_id'][:8]}, {r['machine']}, DAE "
+                f"{r['dae_precision'] or '?'}; before: 36 jobs, HTML and GIF off)"
             )
             print(
                 f"{'robustness sweep MB per paths run':<34}{BEFORE['sweep_job_mb']:>10.1f}"
@@ -564,8 +580,14 @@ def main() -> int:
             continue
         limit = f"<={target:.0f}" if target else ""
         check = f"  {verdict(tier['wall_s'] <= target)}" if target else ""
+        # the fast tier against the whole suite's time in CI before the tiers existed
+        before, ratio = (
+            (f"{BEFORE['make_test_s']:>10.0f}", f"{tier['wall_s'] / BEFORE['make_test_s']:>8.2f}")
+            if name == "make test"
+            else (f"{'':>10}", f"{'':>8}")
+        )
         print(
-            f"{name + ' s':<34}{'':>10}{tier['wall_s']:>11.0f}{'':>8}{limit:>9}{check}  "
+            f"{name + ' s':<34}{before}{tier['wall_s']:>11.0f}{ratio}{limit:>9}{check}  "
             f"({tier['tests']} tests, {tier['failed']} failed, {tier['finished']})"
         )
     if torch.cuda.is_available():
