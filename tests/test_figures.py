@@ -23,7 +23,7 @@ def test_figures_are_saved_as_palette_pngs(tmp_path: Path) -> None:
     codes, labels = _codes()
     path = fig.paths_figure(codes, labels, list("abcd"), tmp_path / "p.png", "t")
     with Image.open(path) as image:
-        assert image.mode == "P" and image.size == (1320, 1100)
+        assert image.mode == "P" and image.size == (1200, 1000)
 
 
 def test_animation_has_a_frame_per_step_group_and_the_heads_move(tmp_path: Path) -> None:
@@ -40,6 +40,19 @@ def test_animation_has_a_frame_per_step_group_and_the_heads_move(tmp_path: Path)
     assert ink[1] > 1.3 * ink[0]
 
 
+def test_animation_heads_are_solid_dots_without_a_ring_of_blends(tmp_path: Path) -> None:
+    # recordings that stand still draw no line: a frame's only colour is its heads' step colour
+    grid = np.stack(np.meshgrid(np.arange(6.0), np.arange(5.0)), -1).reshape(-1, 1, 2)
+    still = np.repeat(grid, 12, axis=1)
+    path = fig.paths_animation(still, tmp_path / "a.gif", "Still", frames=4)
+    with Image.open(path) as gif:
+        gif.seek(gif.n_frames - 1)
+        rgb = np.asarray(gif.convert("RGB"), dtype=int).reshape(-1, 3)
+    coloured = rgb[(rgb.max(1) - rgb.min(1)) > 8]  # not white, black or grey (text, axes)
+    colours = np.unique(coloured, axis=0)
+    assert len(coloured) >= 30 * 4 and len(colours) == 1
+
+
 def test_sweep_html_loads_plotly_from_its_cdn_and_stays_small(tmp_path: Path) -> None:
     codes, labels = _codes(400, 90)
     ids = [f"rec{i}" for i in range(400)]
@@ -52,8 +65,8 @@ def test_sweep_html_loads_plotly_from_its_cdn_and_stays_small(tmp_path: Path) ->
     text = cdn.read_text()
     assert "cdn.plot.ly" in text
     assert inline.stat().st_size > 3_000_000  # plotly.js itself
-    # 400 paths x 47 points (46 steps and a break) as 16-bit grid positions, deflated: less
-    # than their base64 bytes uncompressed (150 KB); no float arrays, no hover string per point
+    # 400 paths x 47 points (46 steps and a break) as 14-bit grid steps, deflated: less than
+    # their base64 bytes uncompressed (150 KB); no float arrays, no hover string per point
     assert '"bdata"' not in text and "DecompressionStream" in text
     assert cdn.stat().st_size < 4 / 3 * 400 * 47 * 2 * 2 + 30_000
     # the hover texts' lists travel deflated, every recording in them once
@@ -86,6 +99,27 @@ def test_grid_points_come_back_within_half_a_grid_step() -> None:
     assert np.abs(back[:, real] - points[real].T).max() <= span.max() / (2 * fig.GRID)
     flat, _, flat_span = fig.grid_points(np.array([[1.0, 1.0], [1.0, 2.0]]))
     assert flat_span[0] == 1.0 and list(flat[0]) == [0, 0]  # a constant axis does not divide by 0
+
+
+def test_delta_planes_store_each_step_zigzag_coded_high_bytes_first() -> None:
+    grid = np.array([[0, 3, 1, 16383], [5, 5, 4, 300]], np.uint16)
+    # x steps 0, 3, -2, 16382 -> 0, 6, 3, 32764 (0x7FFC); y steps 5, 0, -1, 296 -> 10, 0, 1, 592
+    high, low = [0, 0, 0, 0x7F, 0, 0, 0, 2], [0, 6, 3, 0xFC, 10, 0, 1, 0x50]
+    assert fig.delta_planes(grid) == bytes(high + low)
+
+
+def test_delta_planes_give_back_every_position_and_shrink_smooth_paths() -> None:
+    import zlib
+
+    walk = np.random.default_rng(0).normal(size=(2, 5000)).cumsum(1)
+    grid, _, _ = fig.grid_points(walk.T)
+    grid[:, ::47] = fig.GRID + 1  # breaks between paths jump the whole grid
+    data = np.frombuffer(fig.delta_planes(grid), np.uint8).reshape(2, -1).astype(np.int64)
+    zigzag = (data[0] << 8) | data[1]
+    steps = (zigzag >> 1) ^ -(zigzag & 1)
+    np.testing.assert_array_equal(steps.reshape(2, -1).cumsum(1), grid)  # as the page adds up
+    raw = grid.astype("<u2").tobytes()
+    assert len(zlib.compress(fig.delta_planes(grid), 9)) < 0.85 * len(zlib.compress(raw, 9))
 
 
 def _padded_codes(n: int = 300, t: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -157,7 +157,7 @@ def test_paths_html_hover_names_recording_step_and_prediction(browser, tmp_path)
     """paths.html builds its hover texts in the browser from per-path lists (not per point)."""
     import numpy as np
 
-    from lstmpaths.figures import interactive_paths
+    from lstmpaths.figures import GRID, interactive_paths
 
     rng = np.random.default_rng(0)
     codes = rng.normal(size=(12, 9, 2)).cumsum(1)
@@ -182,7 +182,7 @@ def test_paths_html_hover_names_recording_step_and_prediction(browser, tmp_path)
     assert texts[:6] == [f"rec4<br>step {s}<br>predicted b" for s in (0, 2, 4, 6, 8)] + [""]
     assert texts[6] == "rec5<br>step 0<br>predicted c"
     assert len(texts) == 4 * 6
-    # the points, decoded in the browser from their 16-bit grid, are the paths' own
+    # the points, decoded in the browser from their grid steps, are the paths' own
     x, y = browser.execute_script(
         "var t = document.querySelector('.plotly-graph-div').data[1];"
         "return [Array.from(t.x), Array.from(t.y)];"
@@ -191,4 +191,4 @@ def test_paths_html_hover_names_recording_step_and_prediction(browser, tmp_path)
     span = shown.reshape(-1, 2).max(0) - shown.reshape(-1, 2).min(0)
     for j, axis in enumerate((x, y)):
         assert axis[5] is None  # the break after recording 4 (NaN reaches Python as None)
-        np.testing.assert_allclose(axis[:5], shown[4, [0, 2, 4, 6, 8], j], atol=span[j] / 65534)
+        np.testing.assert_allclose(axis[:5], shown[4, [0, 2, 4, 6, 8], j], atol=span[j] / GRID)
