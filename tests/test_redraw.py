@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
 from conftest import REDRAW, RUN, TINY_JOB
@@ -88,3 +89,28 @@ def test_config_of_a_run_without_config_yaml_is_rebuilt_from_its_params(tmp_path
         "figures": {"log1p": True},
         "autoencoder": {"noise": 0.1},
     }
+
+
+def test_hand_usage_comes_from_paths_npz_or_an_older_runs_csv(tmp_path: Path) -> None:
+    from lstmpaths.report import stored_hand_usage
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    ids = np.array(["a-1", "b-1", "c-1"])
+    stored = {"ids": ids, "hand_ratios": np.float32([0.1, 0.5, 0.2]), "one_handed": [1, 0, 0]}
+    ratios, one = stored_hand_usage(uri, "unused", stored, tmp_path / "h0")
+    np.testing.assert_allclose(ratios, [0.1, 0.5, 0.2], rtol=1e-6)
+    assert one.tolist() == [True, False, False]
+
+    # a run stored before: hand_usage.csv beside paths.npz, its rows in another order
+    client = mlflow.MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("old", f"{tmp_path}/art")).info.run_id
+    csv = tmp_path / "hand_usage.csv"
+    csv.write_text("id,sign,ratio,one_handed\nc-1,c,0.3000,0\na-1,a,0.1000,1\nb-1,b,0.9000,0\n")
+    client.log_artifact(run_id, str(csv))
+    ratios, one = stored_hand_usage(uri, run_id, {"ids": ids}, tmp_path / "h1")
+    assert ratios.tolist() == [0.1, 0.9, 0.3] and one.tolist() == [True, False, False]
+    # recordings the CSV does not cover, or no CSV at all: no hand usage
+    other = {"ids": np.array(["a-1", "x-9", "c-1"])}
+    assert stored_hand_usage(uri, run_id, other, tmp_path / "h2") is None
+    bare = client.create_run(client.get_experiment_by_name("old").experiment_id).info.run_id
+    assert stored_hand_usage(uri, bare, {"ids": ids}, tmp_path / "h3") is None

@@ -63,10 +63,14 @@ def test_every_stage_in_process_without_mlflow(tmp_path: Path) -> None:
     assert projection.metrics["constant_units"] == 0 and projection.warning is None
     assert projection.hand_ratios is not None  # synthetic glove data: hand usage measured
     files = write_paths_files(tmp_path, projection, arrays)
+    assert files == [tmp_path / "paths.npz", tmp_path / "autoencoder.pt"]
     with np.load(tmp_path / "paths.npz") as stored:
         # float16 on disk, and exactly what the metrics and figures of the job used
         assert stored["codes"].dtype == np.float16
         assert np.array_equal(stored["codes"], projection.codes)
+        # the hand usage travels with the paths (no CSV per run: the same in every run)
+        assert np.array_equal(stored["hand_ratios"], projection.hand_ratios.astype(np.float32))
+        assert np.array_equal(stored["one_handed"], projection.one_handed)
     weights = torch.load(tmp_path / "autoencoder.pt", weights_only=True)
     assert {w.dtype for w in weights.values()} == {torch.float16}
     ae = cfg.autoencoder

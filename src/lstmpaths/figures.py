@@ -825,8 +825,8 @@ def network_name(source: str | None, cell: str | None) -> str:
 
 @dataclass
 class PathsView:
-    """What a paths run's figures are drawn from: host arrays, as stored in `paths.npz` (and the
-    hand-usage ratios of `hand_usage.csv`), so a finished run can be drawn again."""
+    """What a paths run's figures are drawn from: host arrays, as stored in `paths.npz` (with the
+    hand-usage ratios), so a finished run can be drawn again."""
 
     codes: np.ndarray  # (N, T, k) every recording's path
     labels: np.ndarray

@@ -4,7 +4,6 @@ hand-usage heuristic. Plain functions on arrays and a config; no MLflow."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Mapping
@@ -177,14 +176,25 @@ def hand_usage(
 
 
 def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[Path]:
-    """The paths run's arrays: `paths.npz` (what lstmpaths-redraw and the report read), the
-    autoencoder's weights, and `hand_usage.csv` for glove data. Codes and weights are stored in
-    float16 where they fit (`stored_float`): half the bytes of a sweep's largest files."""
+    """The paths run's arrays: `paths.npz` (what lstmpaths-redraw and the report read; for glove
+    data with each recording's hand-usage ratio and one-handed flag) and the autoencoder's
+    weights. Codes and weights are stored in float16 where they fit (`stored_float`): half the
+    bytes of a sweep's largest files."""
     import torch
 
     from lstmpaths.devices import host_state
 
     ids = [str(s) for s in arrays["ids"]]
+    # The hand usage of the recordings is the same in every run on the same data; as a CSV
+    # (id, sign, ratio, flag) it was 81 KB of each real sweep job, in paths.npz it is 8 KB.
+    hands = (
+        {}
+        if projection.hand_ratios is None
+        else {
+            "hand_ratios": projection.hand_ratios.astype(np.float32),
+            "one_handed": projection.one_handed,
+        }
+    )
     save_arrays(
         out / "paths.npz",
         codes=stored_float(projection.codes),
@@ -194,6 +204,7 @@ def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[P
         ids=np.array(ids),
         lengths=arrays["lengths"],
         class_names=arrays["class_names"],
+        **hands,
     )
     # Weights in float16 too: re-encoding with them moved a code by at most 2.3e-4 of the picture's
     # extent over the 43 jobs of a real robustness sweep, less than rounding the codes themselves
@@ -203,21 +214,4 @@ def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[P
         for name, w in host_state(projection.net).items()
     }
     torch.save(weights, out / "autoencoder.pt")
-    files = [out / "paths.npz", out / "autoencoder.pt"]
-    if projection.hand_ratios is not None:
-        names = [str(s) for s in arrays["class_names"]]
-        with (out / "hand_usage.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["id", "sign", "ratio", "one_handed"])
-            for i, recording in enumerate(ids):
-                sign = names[arrays["labels"][i]]
-                writer.writerow(
-                    [
-                        recording,
-                        sign,
-                        f"{projection.hand_ratios[i]:.4f}",
-                        int(projection.one_handed[i]),
-                    ]
-                )
-        files.append(out / "hand_usage.csv")
-    return files
+    return [out / "paths.npz", out / "autoencoder.pt"]

@@ -1,8 +1,8 @@
 """`lstmpaths-redraw RUN_ID [figures.key=value ...]`: draw a finished paths run's figures again
 from its stored arrays, with other presentation settings, and log them to the same run.
 
-Nothing is trained or encoded: the figures come from `paths.npz` (every recording's path),
-`hand_usage.csv` and the run's `config.yaml`. Only settings that change no number may differ
+Nothing is trained or encoded: the figures come from `paths.npz` (every recording's path and,
+for glove data, its hand usage) and the run's `config.yaml`. Only settings that change no number may differ
 (`pipeline.PRESENTATION_KEYS`); the run's metrics stay true to its figures.
 """
 
@@ -38,15 +38,6 @@ def parse_overrides(overrides: list[str]) -> dict:
     return settings
 
 
-def _hand_ratios(uri: str, run_id: str, folder: Path, ids: list[str]) -> np.ndarray | None:
-    """The run's hand-usage ratios in the order of its recordings (None: none stored)."""
-    from lstmpaths.report import hand_usage_rows
-
-    rows = hand_usage_rows(uri, run_id, folder)
-    ratio = {row["id"]: float(row["ratio"]) for row in rows or []}
-    return np.array([ratio[i] for i in ids]) if ratio and set(ratio) == set(ids) else None
-
-
 def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Path]:
     """Draw the run's figures again (settings of the run, `overrides` on top); log them to the
     run's `figures/` unless `log` is False. Returns the files, in a folder that is removed
@@ -57,7 +48,7 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     from lstmpaths import figures as fig
     from lstmpaths.pipeline import presentation
     from lstmpaths.prepare import sign_groups
-    from lstmpaths.report import check_run_id, planted_truth
+    from lstmpaths.report import check_run_id, planted_truth, stored_hand_usage
     from lstmpaths.tracking import STAGE_TAG, client, run_config
 
     check_run_id(run_id)
@@ -77,8 +68,8 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     )
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files}
-    ids = [str(s) for s in arrays["ids"]]
-    ratios = _hand_ratios(uri, run_id, folder / "hands", ids)
+    hands = stored_hand_usage(uri, run_id, arrays, folder / "hands")
+    ratios = None if hands is None else hands[0]
     network = fig.network_name(
         config["data"].get("source"), config.get("classifier", {}).get("net", {}).get("cell")
     )

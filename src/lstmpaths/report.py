@@ -18,6 +18,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -201,9 +202,14 @@ def classifier_facts(uri: str, classifier_ids: list[str]) -> dict[str, dict]:
     return facts
 
 
-def hand_usage_rows(uri: str, run_id: str, folder: Path) -> list[dict] | None:
-    """The rows of a paths run's hand_usage.csv (id, sign, ratio, one_handed), or None when the
-    run has none (data that are not two-glove recordings)."""
+def stored_hand_usage(
+    uri: str, run_id: str, arrays: Mapping, folder: Path
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A paths run's hand-usage ratios and one-handed flags, in the order of its recordings:
+    from its `paths.npz` (`arrays`), or from the `hand_usage.csv` of runs stored before they
+    moved there; None when the run has none (data that are not two-glove recordings)."""
+    if "hand_ratios" in arrays:
+        return np.asarray(arrays["hand_ratios"], float), np.asarray(arrays["one_handed"], bool)
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 
@@ -214,15 +220,25 @@ def hand_usage_rows(uri: str, run_id: str, folder: Path) -> list[dict] | None:
     except (MlflowException, OSError):
         return None
     with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def hand_usage(uri: str, run_id: str, cache: Path, n: int) -> np.ndarray | None:
-    """Per-recording one-handed flags from a paths run's hand_usage.csv (None if absent)."""
-    rows = hand_usage_rows(uri, run_id, cache / "hands")
-    if rows is None or len(rows) != n:
+        rows = {row["id"]: row for row in csv.DictReader(fh)}
+    ids = [str(s) for s in arrays["ids"]]
+    if set(rows) != set(ids):
         return None
-    return np.array([int(row["one_handed"]) for row in rows])
+    ratios = np.array([float(rows[i]["ratio"]) for i in ids])
+    return ratios, np.array([rows[i]["one_handed"] == "1" for i in ids])
+
+
+def one_handed_flags(uri: str, run_id: str, cache: Path) -> np.ndarray | None:
+    """Per-recording one-handed flags of a paths run (None if it has none)."""
+    from mlflow.artifacts import download_artifacts
+
+    path = download_artifacts(
+        run_id=run_id, artifact_path="paths.npz", dst_path=str(cache / run_id), tracking_uri=uri
+    )
+    with np.load(path) as z:
+        arrays = {key: z[key] for key in z.files if key != "codes"}
+    stored = stored_hand_usage(uri, run_id, arrays, cache / "hands")
+    return None if stored is None else stored[1]
 
 
 def planted_truth(uri: str, classifier_run_id: str, cache: Path) -> dict | None:
@@ -285,7 +301,7 @@ def build_report(
             )
         first = finished[0]
         truth = planted_truth(uri, first.data.tags["lstmpaths.classifier_run_id"], cache)
-        hands = hand_usage(uri, first.info.run_id, cache, len(rec.labels))
+        hands = one_handed_flags(uri, first.info.run_id, cache)
         facts = classifier_facts(uri, sorted(activations))
         result = analyse(runs, rec, activations, opts, truth, hands, facts)
         groups = _groups(uri, first, cache, truth, rec.class_names)
