@@ -186,7 +186,7 @@ def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[P
 
     ids = [str(s) for s in arrays["ids"]]
     # The hand usage of the recordings is the same in every run on the same data; as a CSV
-    # (id, sign, ratio, flag) it was 81 KB of each real sweep job, in paths.npz it is 8 KB.
+    # (id, sign, ratio, flag) it was 81 KB of each real sweep job, in paths.npz 10 KB.
     hands = (
         {}
         if projection.hand_ratios is None
