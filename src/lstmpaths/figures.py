@@ -455,7 +455,7 @@ def paths_animation(
     canvas = fig.canvas
     canvas.draw()
     # The heads are solid 2x2-pixel dots: antialiased, each dot's ring of blends with what lies
-    # under it changed with every frame, and was a quarter of the file (real data: 685 -> 469 KB)
+    # under it changed with every frame, and was a third of the file (real data: 685 -> 469 KB)
     heads = ax.scatter(
         [],
         [],
