@@ -73,6 +73,7 @@ class Recordings:
     lengths: np.ndarray
     train: np.ndarray  # indices of the training recordings
     class_names: list[str]
+    one_handed: np.ndarray | None = None  # per recording; glove data only
 
 
 @dataclass

@@ -119,7 +119,8 @@ def check_out_folder(out: Path) -> None:
 
 
 def load_runs(uri: str, runs: list, cache: Path):
-    """Download every run's paths and its classifier's activations (each file once)."""
+    """Download every run's paths and its classifier's activations (each file once); the
+    recordings' hand usage comes with the first run's paths."""
     from mlflow.artifacts import download_artifacts
 
     from lstmpaths.analysis import PathsRun, Recordings
@@ -141,11 +142,13 @@ def load_runs(uri: str, runs: list, cache: Path):
             ids = [str(s) for s in z["ids"]]
             if reference_ids is None:
                 reference_ids = ids
+                hands = stored_hand_usage(uri, r.info.run_id, z, cache / "hands")
                 recordings = Recordings(
                     labels=z["labels"],
                     lengths=z["lengths"],
                     train=np.flatnonzero(z["part"] == "train"),
                     class_names=[str(s) for s in z["class_names"]],
+                    one_handed=None if hands is None else hands[1],
                 )
             elif ids != reference_ids:
                 raise ConfigError(
@@ -228,19 +231,6 @@ def stored_hand_usage(
     return ratios, np.array([rows[i]["one_handed"] == "1" for i in ids])
 
 
-def one_handed_flags(uri: str, run_id: str, cache: Path) -> np.ndarray | None:
-    """Per-recording one-handed flags of a paths run (None if it has none)."""
-    from mlflow.artifacts import download_artifacts
-
-    path = download_artifacts(
-        run_id=run_id, artifact_path="paths.npz", dst_path=str(cache / run_id), tracking_uri=uri
-    )
-    with np.load(path) as z:
-        arrays = {key: z[key] for key in z.files if key != "codes"}
-    stored = stored_hand_usage(uri, run_id, arrays, cache / "hands")
-    return None if stored is None else stored[1]
-
-
 def planted_truth(uri: str, classifier_run_id: str, cache: Path) -> dict | None:
     """The synthetic data's planted truth, regenerated from the classifier run's config."""
     from mlflow.artifacts import download_artifacts
@@ -301,9 +291,8 @@ def build_report(
             )
         first = finished[0]
         truth = planted_truth(uri, first.data.tags["lstmpaths.classifier_run_id"], cache)
-        hands = one_handed_flags(uri, first.info.run_id, cache)
         facts = classifier_facts(uri, sorted(activations))
-        result = analyse(runs, rec, activations, opts, truth, hands, facts)
+        result = analyse(runs, rec, activations, opts, truth, rec.one_handed, facts)
         groups = _groups(uri, first, cache, truth, rec.class_names)
         title = f"experiment {experiment}" + (f", sweep {parent}" if parent else "")
         files = write_report(result, runs, rec, staging, title, groups)
