@@ -180,6 +180,32 @@ def test_saved_arrays_are_deflated_where_python_has_no_lzma(
         np.testing.assert_array_equal(back["codes"], np.ones((3, 4, 2), np.float16))
 
 
+def test_saved_weights_load_with_torch_as_they_were_from_deflated_members(tmp_path: Path) -> None:
+    import zipfile
+
+    import torch
+
+    from lstmpaths.data import save_weights
+
+    generator = torch.Generator().manual_seed(0)
+    weights = {
+        "encoder.0.weight": (torch.randn(600, 100, generator=generator) / 10).half(),
+        "encoder.0.bias": torch.zeros(600, dtype=torch.float16),
+        "mean": torch.arange(22, dtype=torch.float32),
+        "per_sequence": True,
+    }
+    path = save_weights(tmp_path / "autoencoder.pt", weights)
+    back = torch.load(path, weights_only=True)
+    assert list(back) == list(weights) and back["per_sequence"] is True
+    for name, values in weights.items():
+        if isinstance(values, torch.Tensor):
+            assert back[name].dtype == values.dtype and torch.equal(back[name], values)
+    with zipfile.ZipFile(path) as archive:
+        assert {m.compress_type for m in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    torch.save(weights, tmp_path / "plain.pt")  # stored members
+    assert path.stat().st_size < 0.95 * (tmp_path / "plain.pt").stat().st_size
+
+
 def test_maxlen_that_drops_everything_is_a_config_error(tiny_archive: Path) -> None:
     with pytest.raises(ConfigError, match="drops every sequence"):
         load_auslan(tiny_archive, maxlen=3)

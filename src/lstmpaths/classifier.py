@@ -28,7 +28,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from lstmpaths.data import SequenceSet, pad_front, stored_float
+from lstmpaths.data import SequenceSet, pad_front, save_weights, stored_float
 from lstmpaths.devices import (
     PRECISIONS,
     Device,
@@ -602,14 +602,14 @@ def write_classifier_files(
     out.mkdir(parents=True, exist_ok=True)
     mean = scale[0] if scale else np.zeros(data.n_channels)
     sd = scale[1] if scale else np.ones(data.n_channels)
-    torch.save(
+    save_weights(
+        out / "classifier.pt",
         {
             "state_dict": host_state(net),
             "mean": torch.from_numpy(np.asarray(mean, np.float32)),
             "sd": torch.from_numpy(np.asarray(sd, np.float32)),
             "per_sequence": per_sequence,  # True: each input z-normalised on its own instead
         },
-        out / "classifier.pt",
     )
     predictions, part = probs.argmax(1), split.part_of(len(data))
     stored = {

@@ -17,7 +17,7 @@ import tarfile
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -132,6 +132,23 @@ def save_arrays(path: Path, **arrays: np.ndarray) -> Path:
         for name, values in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(values), allow_pickle=False)
+    return path
+
+
+def save_weights(path: Path, weights: Mapping) -> Path:
+    """`weights` (tensors, or a dict holding them) as `torch.save` writes them, the zip's members
+    deflated instead of stored: `torch.load` reads the file as usual, though not memory-mapped
+    (`mmap=True` needs stored members). float16 weights, close to random bytes, shrink by 8%
+    only, but that is 47 KB of a real sweep job's `autoencoder.pt` (609 -> 562 KB) for 0.02 s,
+    in a job that was 0.02 MB under the 3 MB it may take."""
+    import torch
+
+    saved = io.BytesIO()
+    torch.save(weights, saved)
+    saved.seek(0)
+    with zipfile.ZipFile(saved) as plain, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for member in plain.infolist():
+            out.writestr(member.filename, plain.read(member))
     return path
 
 

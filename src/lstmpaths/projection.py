@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from omegaconf import DictConfig
 
-from lstmpaths.data import SequenceSet, save_arrays, stored_float
+from lstmpaths.data import SequenceSet, save_arrays, save_weights, stored_float
 from lstmpaths.devices import Device
 from lstmpaths.errors import ConfigError
 from lstmpaths.processes import LastValue
@@ -179,7 +179,7 @@ def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[P
     """The paths run's arrays: `paths.npz` (what lstmpaths-redraw and the report read; for glove
     data with each recording's hand-usage ratio and one-handed flag) and the autoencoder's
     weights. Codes and weights are stored in float16 where they fit (`stored_float`): half the
-    bytes of a sweep's largest files."""
+    bytes of a sweep's largest files; the weights in a deflated zip (`save_weights`)."""
     import torch
 
     from lstmpaths.devices import host_state
@@ -213,5 +213,5 @@ def write_paths_files(out: Path, projection: Projection, arrays: dict) -> list[P
         name: torch.from_numpy(stored_float(w.numpy())) if w.is_floating_point() else w
         for name, w in host_state(projection.net).items()
     }
-    torch.save(weights, out / "autoencoder.pt")
+    save_weights(out / "autoencoder.pt", weights)
     return [out / "paths.npz", out / "autoencoder.pt"]
