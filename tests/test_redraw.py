@@ -4,6 +4,7 @@ not part of the paths key, so changing one in a job reuses the run too."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -32,9 +33,14 @@ def test_redraw_changes_the_pictures_and_trains_nothing(tmp_path: Path) -> None:
     before = figure.read_bytes()
 
     redraw = [REDRAW, run_id, "--tracking-uri", uri]
-    done = subprocess.run([*redraw, "figures.log1p=false"], capture_output=True, text=True)
+    scratch = tmp_path / "scratch"  # the redraw's temporary folders go here, and must go away
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    done = subprocess.run([*redraw, "figures.log1p=false"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "nothing trained" in done.stdout
+    # its downloads and drawings are removed once logged (torch keeps a cache folder there)
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor")] == []
     after = Path(client.download_artifacts(run_id, "figures/paths.png", str(tmp_path / "b")))
     assert after.read_bytes()[:4] == b"\x89PNG" and after.read_bytes() != before
     again = client.get_run(run_id)

@@ -38,3 +38,25 @@ def test_the_smallest_validation_cell(tmp_path: Path) -> None:
     met = precision >= 0.9 and recall >= 0.8
     assert done.returncode == (0 if met else 1), done.stderr[-2000:]
     assert (tmp_path / "s24-r12-g0" / "report" / "report.md").is_file()
+
+
+def test_cells_that_meet_the_goal_leave_no_folder_behind(tmp_path, monkeypatch, capsys) -> None:
+    """Without --keep, each cell's store (a whole sweep) goes to a temporary folder: removed for
+    a cell that met the goal, kept for one that missed it, so a user can look into it."""
+    from lstmpaths import validate
+
+    def cell(signs, recordings, seed, dae_seeds, folder, jobs) -> dict:
+        (folder / "mlflow.db").write_bytes(b"a store")
+        recall = 1.0 if signs == 24 else 0.5  # the 48-sign cell misses the goal
+        own = {"precision": 1.0, "recall": recall, "undecided": 0}
+        return {"own_nearest": own, "planted": 2, "missed": [], "unplanted": []}
+
+    monkeypatch.setattr(validate, "run_cell", cell)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(validate.tempfile, "tempdir", None)  # read TMPDIR again
+    assert validate.main(["--signs", "24", "--recordings", "12", "--seeds", "0,1"]) == 0
+    assert not list(tmp_path.iterdir())
+    assert validate.main(["--signs", "24,48", "--recordings", "12", "--seeds", "0"]) == 1
+    (root,) = tmp_path.iterdir()
+    assert sorted(p.name for p in root.iterdir()) == ["s48-r12-g0"]
+    assert f"stores and reports in {root}" in capsys.readouterr().err

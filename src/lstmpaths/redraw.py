@@ -38,18 +38,14 @@ def parse_overrides(overrides: list[str]) -> dict:
     return settings
 
 
-def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Path]:
-    """Draw the run's figures again (settings of the run, `overrides` on top); log them to the
-    run's `figures/` unless `log` is False. Returns the files, in a folder that is removed
-    after logging when logged."""
-    from mlflow.artifacts import download_artifacts
+def redraw(uri: str, run_id: str, overrides: dict) -> list[str]:
+    """Draw the run's figures again (settings of the run, `overrides` on top) and log them to
+    the run's `figures/`. Returns the artifact paths logged. The downloads and drawings live in
+    a temporary folder that is removed, whatever happens."""
     from mlflow.exceptions import MlflowException
 
-    from lstmpaths import figures as fig
-    from lstmpaths.pipeline import presentation
-    from lstmpaths.prepare import sign_groups
-    from lstmpaths.report import check_run_id, planted_truth, stored_hand_usage
-    from lstmpaths.tracking import STAGE_TAG, client, run_config
+    from lstmpaths.report import check_run_id
+    from lstmpaths.tracking import STAGE_TAG, client
 
     check_run_id(run_id)
     mlflow_client = client(uri)
@@ -59,7 +55,27 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
         raise ConfigError(f"run {run_id}: no such run in {uri}") from None
     if run.data.tags.get(STAGE_TAG) != "paths" or run.info.status != "FINISHED":
         raise ConfigError(f"run {run_id}: not a FINISHED paths run (nothing to redraw)")
-    folder = Path(tempfile.mkdtemp(prefix="lstmpaths-redraw-"))
+    with tempfile.TemporaryDirectory(prefix="lstmpaths-redraw-") as tmp:
+        files = _draw_again(uri, run, overrides, Path(tmp))
+        for path in files:
+            mlflow_client.log_artifact(run_id, str(path), "figures")
+    mlflow_client.set_tag(
+        run_id, "lstmpaths.redrawn", " ".join(f"{k}={v}" for k, v in overrides.items()) or "-"
+    )
+    return [f"figures/{path.name}" for path in files]
+
+
+def _draw_again(uri: str, run, overrides: dict, folder: Path) -> list[Path]:
+    """The figures of paths run `run`, drawn into `folder/figures` from its stored arrays."""
+    from mlflow.artifacts import download_artifacts
+
+    from lstmpaths import figures as fig
+    from lstmpaths.pipeline import presentation
+    from lstmpaths.prepare import sign_groups
+    from lstmpaths.report import planted_truth, stored_hand_usage
+    from lstmpaths.tracking import run_config
+
+    run_id = run.info.run_id
     config = run_config(uri, run, folder / "config")
     figs = {**config.get("figures", {}), **overrides}
     ae = config["autoencoder"]
@@ -81,14 +97,7 @@ def redraw(uri: str, run_id: str, overrides: dict, log: bool = True) -> list[Pat
     out = folder / "figures"
     out.mkdir()
     groups = sign_groups(figs.get("groups"), view.class_names, truth)
-    files = fig.draw_paths_figures(view, groups, presentation(figs), out)
-    if log:
-        for path in files:
-            mlflow_client.log_artifact(run_id, str(path), "figures")
-        mlflow_client.set_tag(
-            run_id, "lstmpaths.redrawn", " ".join(f"{k}={v}" for k, v in overrides.items()) or "-"
-        )
-    return files
+    return fig.draw_paths_figures(view, groups, presentation(figs), out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import itertools
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=int, help="sweep jobs at once (default: lstmpaths-run's, from the machine)"
     )
-    parser.add_argument("--keep", type=Path, help="keep each cell's store and report here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep every cell's store and report here (default: a temporary folder that keeps "
+        "only the cells that miss the goal)",
+    )
     args = parser.parse_args(argv)
     from lstmpaths.processes import default_jobs
     from lstmpaths.run import silence_library_noise
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         worst_p, worst_r = min(worst_p, own["precision"]), min(worst_r, own["recall"])
         if own["precision"] < GOAL_PRECISION or own["recall"] < GOAL_RECALL:
             failed.append((signs, recordings, seed))
+        elif args.keep is None:  # a cell that met the goal leaves nothing to look into
+            shutil.rmtree(folder)
         print(
             f"{signs:>5} {recordings:>4} {seed:>4} {own['precision']:>9.3f} {own['recall']:>6.3f} "
             f"{own['undecided']:>9} {truth['planted']:>7} {time.perf_counter() - started:>7.0f}  "
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.keep is None:
+        root.rmdir()
     return 0
 
 
