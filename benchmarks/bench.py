@@ -70,9 +70,13 @@ def timed_pair(plain, project, repeats: int) -> tuple[float, float]:
 
 
 def one_lightning_epoch(module, loader, **options) -> None:
-    """One training epoch through a fresh Trainer, with no validation, logging or checkpoints.
-    `options`: further Trainer arguments (the accelerator is the CPU unless they name one)."""
+    """One training epoch through a fresh Trainer, with no validation, logging or checkpoints,
+    fitted as the project fits (`training.fit`: under deterministic=True, without torch's filling
+    of new tensors). `options`: further Trainer arguments (the accelerator is the CPU unless they
+    name one)."""
     import lightning as L
+
+    from lstmpaths.training import fit
 
     trainer = L.Trainer(
         max_epochs=1,
@@ -84,7 +88,7 @@ def one_lightning_epoch(module, loader, **options) -> None:
         limit_val_batches=0,
         **{"accelerator": "cpu", **options},
     )
-    trainer.fit(module, train_dataloaders=loader)
+    fit(trainer, module, train_dataloaders=loader)
 
 
 def matmul_peak() -> float:
