@@ -98,11 +98,8 @@ def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
     noise: sd of Gaussian noise added to the real (non-padding) frames, in standardised units.
     time_warp: every sequence is resampled in time by its own factor in [e^-w, e^w] (the sign
     made faster or slower), still ending at the last step; front padding absorbs the change.
-    One `interpolate` per sequence. A batched resample (two gathers) computes the same to float
-    rounding, as fast on the CPU and 5 times faster on an H200; but its last-bit rounding sends
-    every classifier down another training trajectory (the README's accuracies, the planted-truth
-    cell CI runs; seed 8 on the H200: 92.4% instead of 96.0%), so it is not used until several
-    seeds show the recipe unharmed (docs/performance.md, "GPU").
+    The resample is `resample_ends`: one pass for the whole batch that gives what one
+    `interpolate` per sequence gave, bit for bit, so every classifier trains as before.
     """
     real = x.abs().sum(-1) > 0  # (B, T)
     if noise > 0:
@@ -114,17 +111,45 @@ def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
     # device B times a batch (the factors are drawn from the CPU generator on every device)
     lengths = real.sum(1).tolist()
     factors = torch.empty(x.shape[0]).uniform_(-time_warp, time_warp).exp().tolist()
-    out = torch.zeros_like(x)
-    for i, (n, factor) in enumerate(zip(lengths, factors, strict=True)):
-        if n < 2:
-            out[i] = x[i]
-            continue
-        m = min(t, max(2, round(n * factor)))
-        seq = x[i, t - n :].T.unsqueeze(0)  # (1, C, n)
-        out[i, t - m :] = nn.functional.interpolate(seq, size=m, mode="linear", align_corners=True)[
-            0
-        ].T
-    return out
+    new_lengths = [
+        min(t, max(2, round(n * factor))) if n >= 2 else n
+        for n, factor in zip(lengths, factors, strict=True)
+    ]
+    return resample_ends(x, lengths, new_lengths)
+
+
+def resample_ends(x: torch.Tensor, lengths: list[int], new_lengths: list[int]) -> torch.Tensor:
+    """Each sequence's last `lengths[i]` steps of x (B, T, C) resampled linearly to its last
+    `new_lengths[i]` steps, zeros before them; a sequence shorter than 2 steps is returned as is.
+
+    The same numbers, bit for bit, as `interpolate(seq, size=m, mode="linear",
+    align_corners=True)` on each sequence, in one pass: a loop of B small `interpolate` calls was
+    a fifth of a CPU epoch and a third of a GPU one. Bit for bit matters: the last bit decides a
+    classifier's training trajectory (docs/performance.md, "GPU"), so any other rounding would
+    change every classifier already trained and stored. Hence interpolate's own arithmetic, in
+    its order: scale (n-1)/(m-1) and source position scale*step in float32, the lower source
+    step clamped to n-1, the weight clamped to [0, 1], and the blend as one multiply-add
+    (`addcmul`), which rounds as interpolate's kernel does where the compiler fused it
+    (tests/test_classifier.py checks it against `interpolate` on the machine that runs it).
+    """
+    b, t, c = x.shape
+    n = torch.tensor(lengths, device=x.device).unsqueeze(1)  # (B, 1)
+    m = torch.tensor(new_lengths, device=x.device).unsqueeze(1)
+    step = torch.arange(t, device=x.device) - (t - m)  # step of the new sequence, < 0 before it
+    math_dtype = torch.promote_types(x.dtype, torch.float32)  # interpolate's opmath type
+    scale = (n - 1).to(math_dtype) / (m - 1).clamp(min=1).to(math_dtype)
+    position = scale * step.clamp(min=0).to(math_dtype)  # (B, T) in the old sequence's steps
+    lower = torch.minimum(position.floor().long(), n - 1).clamp(min=0)
+    upper = lower + (lower < n - 1).long()
+    upper_weight = (position - lower.to(math_dtype)).clamp(0, 1).to(x.dtype).unsqueeze(-1)
+    first = t - n  # where each old sequence starts
+
+    def frames(at: torch.Tensor) -> torch.Tensor:
+        return x.gather(1, (first + at).clamp(0, t - 1).unsqueeze(-1).expand(b, t, c))
+
+    out = torch.addcmul(frames(upper) * upper_weight, frames(lower), 1 - upper_weight)
+    out = out * (step >= 0).unsqueeze(-1).to(x.dtype)
+    return torch.where((n < 2).unsqueeze(-1), x, out)
 
 
 class ClassifierModule(L.LightningModule):
