@@ -398,11 +398,16 @@ def _augment_one_sequence_at_a_time(
     return out
 
 
+@pytest.mark.parametrize("accelerator", ["cpu", "auto"])
 @pytest.mark.parametrize("steps", [2, 7, 90, 136])
-def test_batched_time_warp_gives_interpolates_numbers_bit_for_bit(steps: int) -> None:
+def test_batched_time_warp_gives_interpolates_numbers_bit_for_bit(
+    steps: int, accelerator: str
+) -> None:
     """The batched resample must not move a classifier's training by one bit: same random draws,
-    same numbers as one `interpolate` per sequence, on this machine's own kernels."""
+    same numbers as one `interpolate` per sequence, on this machine's own kernels (its GPU's too,
+    where it has one)."""
     from lstmpaths.classifier import augment
+    from lstmpaths.devices import resolve_device
 
     generator = torch.Generator().manual_seed(steps)
     x = torch.randn(64, steps, 22, generator=generator)
@@ -410,6 +415,7 @@ def test_batched_time_warp_gives_interpolates_numbers_bit_for_bit(steps: int) ->
     lengths[:4] = torch.tensor([0, 1, 2, steps])  # no frame, one frame, the shortest warp, full
     for i, n in enumerate(lengths.tolist()):
         x[i, : steps - n] = 0.0
+    x = x.to(resolve_device(accelerator).torch)
     for warp in (0.05, 0.2, 0.7):
         torch.manual_seed(1)
         expected = _augment_one_sequence_at_a_time(x, 0.1, warp)
