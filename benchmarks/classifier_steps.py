@@ -15,30 +15,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench import load_inputs, one_lightning_epoch, timed  # noqa: E402
 
-from lstmpaths.classifier import ClassifierModule, SequenceDataModule, SignRNN, augment  # noqa: E402
+from lstmpaths.classifier import (  # noqa: E402
+    ClassifierModule,
+    SequenceDataModule,
+    SignRNN,
+    augment,
+    resample_ends_one_by_one,
+)
 from lstmpaths.devices import resolve_device  # noqa: E402
 from lstmpaths.splits import Split  # noqa: E402
 
 
 def warp_one_sequence_at_a_time(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
     """`augment` as the project computed it until 2026-12-04, one `interpolate` per sequence: the
-    baseline of the batched resample (`resample_ends`), which gives the same numbers bit for bit."""
-    real = x.abs().sum(-1) > 0
-    x = x + noise * torch.randn_like(x) * real.unsqueeze(-1).to(x.dtype)
-    t = x.shape[1]
-    lengths = real.sum(1).tolist()
-    factors = torch.empty(x.shape[0]).uniform_(-time_warp, time_warp).exp().tolist()
-    out = torch.zeros_like(x)
-    for i, (n, factor) in enumerate(zip(lengths, factors, strict=True)):
-        if n < 2:
-            out[i] = x[i]
-            continue
-        m = min(t, max(2, round(n * factor)))
-        seq = x[i, t - n :].T.unsqueeze(0)
-        out[i, t - m :] = torch.nn.functional.interpolate(
-            seq, size=m, mode="linear", align_corners=True
-        )[0].T
-    return out
+    baseline of the batched resample, which gives the same numbers bit for bit."""
+    return augment(x, noise, time_warp, resample=resample_ends_one_by_one)
 
 
 def main() -> int:

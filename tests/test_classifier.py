@@ -374,30 +374,6 @@ def test_small_data_recipe_learns_where_the_study_recipe_does_not(
         assert npz["activations"].shape[1] == 143 == npz["lengths"].max()
 
 
-def _augment_one_sequence_at_a_time(
-    x: torch.Tensor, noise: float, time_warp: float
-) -> torch.Tensor:
-    """The augmentation as the project computed it up to 2026-12-04: one `interpolate` per
-    sequence. Every classifier stored before then was trained on these numbers."""
-    real = x.abs().sum(-1) > 0
-    if noise > 0:
-        x = x + noise * torch.randn_like(x) * real.unsqueeze(-1).to(x.dtype)
-    t = x.shape[1]
-    lengths = real.sum(1).tolist()
-    factors = torch.empty(x.shape[0]).uniform_(-time_warp, time_warp).exp().tolist()
-    out = torch.zeros_like(x)
-    for i, (n, factor) in enumerate(zip(lengths, factors, strict=True)):
-        if n < 2:
-            out[i] = x[i]
-            continue
-        m = min(t, max(2, round(n * factor)))
-        seq = x[i, t - n :].T.unsqueeze(0)
-        out[i, t - m :] = torch.nn.functional.interpolate(
-            seq, size=m, mode="linear", align_corners=True
-        )[0].T
-    return out
-
-
 @pytest.mark.parametrize("accelerator", ["cpu", "auto"])
 @pytest.mark.parametrize("steps", [2, 7, 90, 136])
 def test_batched_time_warp_gives_interpolates_numbers_bit_for_bit(
@@ -406,7 +382,7 @@ def test_batched_time_warp_gives_interpolates_numbers_bit_for_bit(
     """The batched resample must not move a classifier's training by one bit: same random draws,
     same numbers as one `interpolate` per sequence, on this machine's own kernels (its GPU's too,
     where it has one)."""
-    from lstmpaths.classifier import augment
+    from lstmpaths.classifier import augment, resample_ends_one_by_one
     from lstmpaths.devices import resolve_device
 
     generator = torch.Generator().manual_seed(steps)
@@ -418,7 +394,7 @@ def test_batched_time_warp_gives_interpolates_numbers_bit_for_bit(
     x = x.to(resolve_device(accelerator).torch)
     for warp in (0.05, 0.2, 0.7):
         torch.manual_seed(1)
-        expected = _augment_one_sequence_at_a_time(x, 0.1, warp)
+        expected = augment(x, 0.1, warp, resample=resample_ends_one_by_one)
         torch.manual_seed(1)
         got = augment(x, 0.1, warp)
         assert torch.equal(got, expected), float((got - expected).abs().max())

@@ -13,6 +13,7 @@ import csv
 import functools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -92,14 +93,17 @@ class SignRNN(nn.Module):
         return [p for name, p in self.layers.named_parameters() if ".weight_" in name]
 
 
-def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, noise: float, time_warp: float, resample: Callable | None = None
+) -> torch.Tensor:
     """Training-time augmentation of a front-padded batch (B, T, C).
 
     noise: sd of Gaussian noise added to the real (non-padding) frames, in standardised units.
     time_warp: every sequence is resampled in time by its own factor in [e^-w, e^w] (the sign
     made faster or slower), still ending at the last step; front padding absorbs the change.
-    The resample is `resample_ends`: one pass for the whole batch that gives what one
-    `interpolate` per sequence gave, bit for bit, so every classifier trains as before.
+    resample: `resample_ends` (the default), one pass for the whole batch that gives what one
+    `interpolate` per sequence gave, bit for bit, so every classifier trains as before;
+    `resample_ends_one_by_one` is that definition, kept to check it and to time it against.
     """
     real = x.abs().sum(-1) > 0  # (B, T)
     if noise > 0:
@@ -115,7 +119,7 @@ def augment(x: torch.Tensor, noise: float, time_warp: float) -> torch.Tensor:
         min(t, max(2, round(n * factor))) if n >= 2 else n
         for n, factor in zip(lengths, factors, strict=True)
     ]
-    return resample_ends(x, lengths, new_lengths)
+    return (resample or resample_ends)(x, lengths, new_lengths)
 
 
 def resample_ends(x: torch.Tensor, lengths: list[int], new_lengths: list[int]) -> torch.Tensor:
@@ -150,6 +154,23 @@ def resample_ends(x: torch.Tensor, lengths: list[int], new_lengths: list[int]) -
     out = torch.addcmul(frames(upper) * upper_weight, frames(lower), 1 - upper_weight)
     out = out * (step >= 0).unsqueeze(-1).to(x.dtype)
     return torch.where((n < 2).unsqueeze(-1), x, out)
+
+
+def resample_ends_one_by_one(
+    x: torch.Tensor, lengths: list[int], new_lengths: list[int]
+) -> torch.Tensor:
+    """`resample_ends` by its definition: one `interpolate` per sequence (the project's
+    augmentation until 2026-12-04, which every classifier stored before then was trained on)."""
+    t = x.shape[1]
+    out = torch.zeros_like(x)
+    for i, (n, m) in enumerate(zip(lengths, new_lengths, strict=True)):
+        if n < 2:
+            out[i] = x[i]
+            continue
+        seq = x[i, t - n :].T.unsqueeze(0)  # (1, C, n)
+        resampled = nn.functional.interpolate(seq, size=m, mode="linear", align_corners=True)
+        out[i, t - m :] = resampled[0].T
+    return out
 
 
 class ClassifierModule(L.LightningModule):
