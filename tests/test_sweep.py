@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import BIN, REPO, REPORT, RUN, free_port
+from conftest import BIN, REPO, REPORT, RUN, TINY_JOB, free_port
 
 
 @pytest.mark.slow
@@ -177,6 +177,65 @@ def test_grids_are_a_union_without_repeats() -> None:
     assert all(j[2] == "data=auslan" for j in jobs)
     # the command line replaces a grid's value of the same key in every grid
     assert len(grid_jobs(grids, ["autoencoder.seed=7"])) == 2  # linear/tanh x 7, linear x 7
+
+
+def test_the_pre_launch_check_composes_one_job_per_distinct_value() -> None:
+    from hydra_plugins.lstmpaths_grids import grid_jobs, jobs_to_compose
+
+    grids = [
+        {"autoencoder.activation": "linear,tanh", "autoencoder.seed": "0,1,2"},
+        {"autoencoder.activation": "linear", "autoencoder.seed": "range(3,6)"},
+    ]
+    jobs = grid_jobs(grids, ["+sweeps=robustness", "data=auslan"])
+    groups = {"data", "autoencoder", "classifier", "sweeps"}
+    # linear 0, 1, 2 (each a new seed), tanh 0 (a new activation), then seeds 3, 4, 5
+    assert [j[:2] for j in jobs_to_compose(jobs, groups)] == [
+        ["autoencoder.activation=linear", "autoencoder.seed=0"],
+        ["autoencoder.activation=linear", "autoencoder.seed=1"],
+        ["autoencoder.activation=linear", "autoencoder.seed=2"],
+        ["autoencoder.activation=tanh", "autoencoder.seed=0"],
+        ["autoencoder.activation=linear", "autoencoder.seed=3"],
+        ["autoencoder.activation=linear", "autoencoder.seed=4"],
+        ["autoencoder.activation=linear", "autoencoder.seed=5"],
+    ]
+    # where a config group, an added key or a whole list varies, a job's overrides can change
+    # what the others land in: every job is composed
+    for varying in (
+        {"autoencoder": "dae,fast", "autoencoder.seed": "0,1"},
+        {"+autoencoder.extra": "0,1", "autoencoder.seed": "0,1"},
+        {"autoencoder.widths": "[32,8],[64,8]", "autoencoder.seed": "0,1"},
+    ):
+        jobs = grid_jobs([varying], [])
+        assert jobs_to_compose(jobs, groups) == jobs
+    # the 43 jobs of the robustness design: 15 compositions
+    import yaml
+
+    design = yaml.safe_load((REPO / "sweeps" / "robustness.yaml").read_text())
+    jobs = grid_jobs(design["hydra"]["sweeper"]["grids"], ["+sweeps=robustness", "data=auslan"])
+    assert len(jobs) == 43 and len(jobs_to_compose(jobs, groups)) == 15
+
+
+def test_a_bad_key_in_one_grid_fails_the_sweep_before_any_job(tmp_path: Path) -> None:
+    """Only the second grid's one job holds the misspelt key: the check before launching still
+    composes it, so no job starts."""
+    done = subprocess.run(
+        [
+            RUN,
+            "-m",
+            "+sweeps=robustness",
+            "hydra.sweeper.grids=[{autoencoder.seed:'0,1'},{autoencoder.nosie:'0.5'}]",
+            f"tracking.uri=sqlite:///{tmp_path}/store/mlflow.db",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+            *TINY_JOB,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "Could not override 'autoencoder.nosie'" in done.stderr
+    assert "jobs from 2 grid(s)" in done.stdout + done.stderr
+    assert not any((tmp_path / "sweep").glob("*/.hydra"))  # no job folder: none started
 
 
 def test_study_designs_plan_their_jobs() -> None:

@@ -51,6 +51,39 @@ def grid_jobs(grids: list[dict[str, Any]], arguments: list[str], parser=None) ->
     return jobs
 
 
+def jobs_to_compose(jobs: list[list[str]], groups: set[str], parser=None) -> list[list[str]]:
+    """The jobs whose compositions tell whether every job of `jobs` composes.
+
+    Hydra composes each job once before launching any, so that a bad override fails the sweep
+    at once; at about 0.18 s a composition that was 7.5-8 s of the 43-job `robustness` sweep.
+    Where every override that differs between jobs sets a plain value (no config group of
+    `groups`, nothing added, deleted or packaged, no whole dict or list), each lands in the
+    same composed config whatever the others are, so whether it composes does not depend on
+    them: composing one job for each distinct override (the first that holds it) is the same
+    check. Otherwise every job."""
+    parser = parser or OverridesParser.create()
+    shared = set.intersection(*(set(job) for job in jobs)) if jobs else set()
+    varying = {line for job in jobs for line in job} - shared
+    for override in parser.parse_overrides(sorted(varying)):
+        key = override.key_or_group
+        if (
+            key in groups
+            or "/" in key
+            or override.package is not None
+            or override.is_add()
+            or override.is_force_add()
+            or override.is_delete()
+            or isinstance(override.value(), (dict, list))
+        ):
+            return jobs
+    chosen, covered = [], set()
+    for job in jobs:
+        if not set(job) <= covered:
+            chosen.append(job)
+            covered.update(job)
+    return chosen
+
+
 class GridsSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None = None, grids: Any = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=None)
@@ -74,3 +107,7 @@ class GridsSweeper(BasicSweeper):
             returns.append(self.launcher.launch(batch, initial_job_idx=done))
             done += len(batch)
         return returns
+
+    def validate_batch_is_legal(self, batch: list[list[str]]) -> None:
+        groups = set(self.config.hydra.runtime.get("choices") or {})  # e.g. data, autoencoder
+        super().validate_batch_is_legal(jobs_to_compose(batch, groups))
