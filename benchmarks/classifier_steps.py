@@ -1,6 +1,7 @@
 """Where a classifier epoch's time goes on this machine's accelerator (or CPU), on the real data
 when the archive is found: a plain loop without augmentation, with the project's augmentation
-(one batched resample, `resample_ends`) or with the per-sequence resample it replaced, and the project's Lightning module under deterministic=True (as the project trains) and False.
+(one batched resample, `resample_ends`) or with the per-sequence resample it replaced, and the
+project's Lightning module under deterministic=True (as the project trains) and False.
     python benchmarks/classifier_steps.py [--repeats 3]"""
 
 from __future__ import annotations
