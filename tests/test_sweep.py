@@ -232,10 +232,85 @@ def test_a_bad_key_in_one_grid_fails_the_sweep_before_any_job(tmp_path: Path) ->
         text=True,
         timeout=300,
     )
-    assert done.returncode != 0
-    assert "Could not override 'autoencoder.nosie'" in done.stderr
+    assert done.returncode == 2
+    (error,) = [line for line in done.stderr.splitlines() if "nosie" in line]  # one line
+    assert (
+        error.startswith("lstmpaths-run: error: ")
+        and "Could not override 'autoencoder.nosie'" in error
+    )
     assert "jobs from 2 grid(s)" in done.stdout + done.stderr
     assert not any((tmp_path / "sweep").glob("*/.hydra"))  # no job folder: none started
+    # the parent run the sweep opened before the check is not left RUNNING: it is gone, as if
+    # the command had not run (its folder no longer points to it)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/store/mlflow.db")
+    exp = client.get_experiment_by_name("lstmpaths")
+    assert client.search_runs([exp.experiment_id]) == []
+    assert not (tmp_path / "sweep" / "lstmpaths_parent_run.txt").exists()
+
+
+def test_a_sweep_run_again_with_a_bad_key_keeps_its_parents_status(tmp_path: Path) -> None:
+    """A finished sweep's folder, run again with a misspelt key: its parent run, re-opened
+    before the check, is FINISHED again afterwards; nothing recorded is lost."""
+    from lstmpaths.sweep import PARENT_FILE
+    from lstmpaths.tracking import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    parent = client.create_run(
+        ensure_experiment(uri, "lstmpaths"), tags={"lstmpaths.stage": "sweep"}
+    )
+    client.set_terminated(parent.info.run_id, "FINISHED")
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / PARENT_FILE).write_text(parent.info.run_id)
+    done = subprocess.run(
+        [
+            RUN,
+            "-m",
+            "+sweeps=robustness",
+            "hydra.sweeper.grids=[{autoencoder.nosie:'0.5'}]",
+            f"tracking.uri={uri}",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+            *TINY_JOB,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert (tmp_path / "sweep" / PARENT_FILE).read_text() == parent.info.run_id
+
+
+def test_a_sweep_that_stops_after_its_jobs_began_ends_failed(tmp_path: Path, monkeypatch) -> None:
+    """The sweep's process ends before the sweep did, with a job's run under its parent: the
+    parent ends FAILED with the reason, the job's run of a dead process KILLED."""
+    from lstmpaths import sweep
+    from lstmpaths.tracking import PID_TAG, ensure_experiment, owner_tags
+
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = ensure_experiment(uri, "lstmpaths")
+    parent = client.create_run(experiment_id, tags=owner_tags())
+    dead = {**owner_tags(), PID_TAG: str(2**22 + 1)}  # above pid_max: no such process
+    child = client.create_run(
+        experiment_id, tags={**dead, "mlflow.parentRunId": parent.info.run_id}
+    )
+    monkeypatch.setattr(
+        sweep,
+        "ACTIVE",
+        {
+            "uri": uri,
+            "parent_id": parent.info.run_id,
+            "experiment_id": experiment_id,
+            "parent_file": str(tmp_path / "parent.txt"),
+            "reopened": "",
+        },
+    )
+    assert "FAILED" in sweep.abandon_sweep("the sweep stopped before its end (exit status 1)")
+    ended = client.get_run(parent.info.run_id)
+    assert ended.info.status == "FAILED" and "exit status 1" in ended.data.tags["lstmpaths.error"]
+    assert client.get_run(child.info.run_id).info.status == "KILLED"
+    assert sweep.ACTIVE == {} and sweep.abandon_sweep("again") is None
 
 
 def test_study_designs_plan_their_jobs() -> None:

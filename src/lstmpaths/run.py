@@ -278,6 +278,17 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(130)
+    except BaseException as exc:
+        # Hydra reports an error and exits (a bad override in a sweep job, found before any job
+        # starts), or raises it under HYDRA_FULL_ERROR: a sweep it stopped must not stay RUNNING
+        why = f"exit status {exc.code}" if isinstance(exc, SystemExit) else repr(exc)
+        try:
+            ended = sweep.abandon_sweep(f"the sweep stopped before its end ({why})"[:500])
+        except Exception:  # the store is gone too: the next sweep reaps the parent run
+            ended = None
+        if ended:
+            print(f"lstmpaths-run: {ended}", file=sys.stderr)
+        raise
     # Everything left is freed at exit anyway: without this, the interpreter's last cyclic
     # collections walk every object torch, Lightning and MLflow created (1-2 s a run, measured).
     gc.freeze()

@@ -133,7 +133,9 @@ class SweepOutcome:
     experiment_id: str = ""
 
 
-# The sweep this process is running (its parent run), and how the last one ended.
+# The sweep this process is running (its parent run: uri, parent_id, experiment_id, parent_file,
+# and `reopened`: the status a parent of an earlier run of the sweep had, "" for a new parent),
+# and how the last one ended.
 ACTIVE: dict[str, str] = {}
 LAST_SWEEP: SweepOutcome | None = None
 
@@ -173,6 +175,39 @@ def end_interrupted_sweep(wait_s: float = 20.0) -> str | None:
     mlflow_client.set_terminated(parent_id, "KILLED")
     ACTIVE.clear()
     return f"sweep run {parent_id} and {closed} unfinished job run(s)"
+
+
+def abandon_sweep(message: str) -> str | None:
+    """The sweep's own process ends before the sweep did (a bad override that the check before
+    launching found, a launcher that failed): its parent run must not stay RUNNING.
+
+    A parent this command opened with no run under it is deleted, with the sweep folder's
+    pointer to it, so the store is as it was before the command. A parent that an earlier run
+    of the same sweep left gets back the status it had. One with runs of this command under it
+    ends FAILED, `message` in its `lstmpaths.error` tag, and the runs its dead jobs left RUNNING
+    end KILLED. Returns a line for the user in that last case, where the store changed; None
+    otherwise, and outside a sweep."""
+    from lstmpaths.tracking import client, mark_ended, reap_dead_runs
+
+    if not ACTIVE:
+        return None
+    active = dict(ACTIVE)
+    ACTIVE.clear()
+    mlflow_client = client(active["uri"])
+    parent_id, experiment_id = active["parent_id"], active["experiment_id"]
+    children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    if active["reopened"]:
+        reap_dead_runs(mlflow_client, experiment_id, children)
+        mlflow_client.update_run(parent_id, status=active["reopened"])
+        return None
+    if not mlflow_client.search_runs([experiment_id], children, max_results=1):
+        mark_ended(mlflow_client, parent_id, "FAILED", message)  # not RUNNING, even deleted
+        mlflow_client.delete_run(parent_id)
+        Path(active["parent_file"]).unlink(missing_ok=True)
+        return None
+    reap_dead_runs(mlflow_client, experiment_id, children)
+    mark_ended(mlflow_client, parent_id, "FAILED", message)
+    return f"sweep run {parent_id} and the runs its jobs left unfinished marked FAILED/KILLED"
 
 
 def log_study(study, target_name: str) -> None:
@@ -258,12 +293,19 @@ class MlflowSweepCallback(Callback):
         if parent_file.is_file():
             try:
                 run = mlflow_client.get_run(parent_file.read_text().strip())
-                # the same sweep again: keep its parent (unless it now goes to another experiment)
-                if run.info.experiment_id == experiment_id:
+                # the same sweep again: keep its parent (unless it now goes to another
+                # experiment, or was deleted)
+                if run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active":
                     mlflow_client.update_run(run.info.run_id, status="RUNNING")
                     for key, value in owner_tags().items():
                         mlflow_client.set_tag(run.info.run_id, key, value)
-                    ACTIVE.update(uri=uri, parent_id=run.info.run_id, experiment_id=experiment_id)
+                    ACTIVE.update(
+                        uri=uri,
+                        parent_id=run.info.run_id,
+                        experiment_id=experiment_id,
+                        parent_file=str(parent_file),
+                        reopened=run.info.status,
+                    )
                     return
             except MlflowException:
                 pass  # the store was reset: start a new parent
@@ -279,7 +321,13 @@ class MlflowSweepCallback(Callback):
             },
         )
         parent_file.write_text(run.info.run_id)
-        ACTIVE.update(uri=uri, parent_id=run.info.run_id, experiment_id=experiment_id)
+        ACTIVE.update(
+            uri=uri,
+            parent_id=run.info.run_id,
+            experiment_id=experiment_id,
+            parent_file=str(parent_file),
+            reopened="",
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP

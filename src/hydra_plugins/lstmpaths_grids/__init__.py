@@ -9,6 +9,7 @@ an earlier grid already holds. Jobs go through the configured launcher like any 
 """
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
@@ -110,4 +112,21 @@ class GridsSweeper(BasicSweeper):
 
     def validate_batch_is_legal(self, batch: list[list[str]]) -> None:
         groups = set(self.config.hydra.runtime.get("choices") or {})  # e.g. data, autoencoder
-        super().validate_batch_is_legal(jobs_to_compose(batch, groups))
+        try:
+            super().validate_batch_is_legal(jobs_to_compose(batch, groups))
+        except ConfigCompositionException as exc:  # a misspelt key, a missing config file
+            print(
+                f"lstmpaths-run: error: a sweep job's overrides: {one_line(exc)}", file=sys.stderr
+            )
+            sys.exit(2)
+
+
+def one_line(exc: BaseException) -> str:
+    """Hydra's message for a composition error (several lines, the OmegaConf error that caused
+    it below) as one line: 'Could not override 'a.b'. To append to your config use +a.b=1 (Key
+    'b' is not in struct)'."""
+    text = " ".join(str(exc).split())
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        text += f" ({str(cause).strip().splitlines()[0]})"
+    return text
