@@ -128,13 +128,14 @@ def resample_ends(x: torch.Tensor, lengths: list[int], new_lengths: list[int]) -
 
     The same numbers, bit for bit, as `interpolate(seq, size=m, mode="linear",
     align_corners=True)` on each sequence, in one pass: a loop of B small `interpolate` calls was
-    a tenth of a CPU epoch and half of a plain GPU one (docs/performance.md). Bit for bit matters: the last bit decides a
-    classifier's training trajectory (docs/performance.md, "GPU"), so any other rounding would
-    change every classifier already trained and stored. Hence interpolate's own arithmetic, in
-    its order: scale (n-1)/(m-1) and source position scale*step in float32, the lower source
-    step clamped to n-1, the weight clamped to [0, 1], and the blend as one multiply-add
-    (`addcmul`), which rounds as interpolate's kernel does where the compiler fused it
-    (tests/test_classifier.py checks it against `interpolate` on the machine that runs it).
+    a tenth of a CPU epoch and half of a plain GPU one (docs/performance.md). Bit for bit
+    matters: the last bit decides a classifier's training trajectory (docs/performance.md,
+    "GPU"), so any other rounding would change every classifier already trained and stored.
+    Hence interpolate's own arithmetic, in its order: scale (n-1)/(m-1) and source position
+    scale*step in float32, the lower source step clamped to n-1, the weight clamped to [0, 1],
+    and the blend as one multiply-add (`addcmul`), which rounds as interpolate's kernel does
+    where the compiler fused it (tests/test_classifier.py checks it against `interpolate` on
+    the machine that runs it).
     """
     b, t, c = x.shape
     n = torch.tensor(lengths, device=x.device).unsqueeze(1)  # (B, 1)

@@ -154,27 +154,15 @@ def record_failed_job(message: str) -> None:
 def end_interrupted_sweep(wait_s: float = 20.0) -> str | None:
     """After Ctrl-C in the sweep's own process: wait for its workers to end, mark the runs they
     left RUNNING and the parent run KILLED. Returns what was marked (None outside a sweep)."""
-    import time
-
-    from lstmpaths.tracking import client, owner_alive, reap_dead_runs
+    from lstmpaths.tracking import client
 
     if not ACTIVE:
         return None
-    mlflow_client = client(ACTIVE["uri"])
-    parent_id, experiment_id = ACTIVE["parent_id"], ACTIVE["experiment_id"]
-    children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        running = mlflow_client.search_runs(
-            [experiment_id], f"{children} and attributes.status = 'RUNNING'"
-        )
-        if not any(owner_alive(r.data.tags) for r in running):
-            break
-        time.sleep(0.5)
-    closed = reap_dead_runs(mlflow_client, experiment_id, children)
-    mlflow_client.set_terminated(parent_id, "KILLED")
+    active = dict(ACTIVE)
     ACTIVE.clear()
-    return f"sweep run {parent_id} and {closed} unfinished job run(s)"
+    closed = _close_children(active, wait_s)
+    client(active["uri"]).set_terminated(active["parent_id"], "KILLED")
+    return f"sweep run {active['parent_id']} and {closed} unfinished job run(s)"
 
 
 def abandon_sweep(message: str) -> str | None:
@@ -187,27 +175,45 @@ def abandon_sweep(message: str) -> str | None:
     ends FAILED, `message` in its `lstmpaths.error` tag, and the runs its dead jobs left RUNNING
     end KILLED. Returns a line for the user in that last case, where the store changed; None
     otherwise, and outside a sweep."""
-    from lstmpaths.tracking import client, mark_ended, reap_dead_runs
+    from lstmpaths.tracking import client, mark_ended
 
     if not ACTIVE:
         return None
     active = dict(ACTIVE)
     ACTIVE.clear()
-    mlflow_client = client(active["uri"])
-    parent_id, experiment_id = active["parent_id"], active["experiment_id"]
-    children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    mlflow_client, parent_id = client(active["uri"]), active["parent_id"]
+    closed = _close_children(active)
     if active["reopened"]:
-        reap_dead_runs(mlflow_client, experiment_id, children)
         mlflow_client.update_run(parent_id, status=active["reopened"])
         return None
-    if not mlflow_client.search_runs([experiment_id], children, max_results=1):
+    children = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    if not mlflow_client.search_runs([active["experiment_id"]], children, max_results=1):
         mark_ended(mlflow_client, parent_id, "FAILED", message)  # not RUNNING, even deleted
         mlflow_client.delete_run(parent_id)
         Path(active["parent_file"]).unlink(missing_ok=True)
         return None
-    reap_dead_runs(mlflow_client, experiment_id, children)
     mark_ended(mlflow_client, parent_id, "FAILED", message)
-    return f"sweep run {parent_id} and the runs its jobs left unfinished marked FAILED/KILLED"
+    return f"sweep run {parent_id} marked FAILED, and {closed} unfinished job run(s) KILLED"
+
+
+def _close_children(active: dict[str, str], wait_s: float = 0.0) -> int:
+    """The job runs of the sweep `active` names that are still RUNNING: wait up to `wait_s` for
+    their processes to end, then mark KILLED those whose process is gone. Returns how many."""
+    import time
+
+    from lstmpaths.tracking import client, owner_alive, reap_dead_runs
+
+    mlflow_client, experiment_id = client(active["uri"]), active["experiment_id"]
+    children = f"tags.`mlflow.parentRunId` = '{active['parent_id']}'"
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        running = mlflow_client.search_runs(
+            [experiment_id], f"{children} and attributes.status = 'RUNNING'"
+        )
+        if not any(owner_alive(r.data.tags) for r in running):
+            break
+        time.sleep(0.5)
+    return reap_dead_runs(mlflow_client, experiment_id, children)
 
 
 def log_study(study, target_name: str) -> None:
@@ -290,43 +296,41 @@ class MlflowSweepCallback(Callback):
         parent_file = sweep_dir / PARENT_FILE
         mlflow_client = client(uri)
         reap_dead_runs(mlflow_client, experiment_id)  # runs of killed jobs and sweeps
+        run, reopened = None, ""
         if parent_file.is_file():
             try:
-                run = mlflow_client.get_run(parent_file.read_text().strip())
+                earlier = mlflow_client.get_run(parent_file.read_text().strip())
                 # the same sweep again: keep its parent (unless it now goes to another
                 # experiment, or was deleted)
-                if run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active":
+                if (
+                    earlier.info.experiment_id == experiment_id
+                    and earlier.info.lifecycle_stage == "active"
+                ):
+                    run, reopened = earlier, earlier.info.status
                     mlflow_client.update_run(run.info.run_id, status="RUNNING")
                     for key, value in owner_tags().items():
                         mlflow_client.set_tag(run.info.run_id, key, value)
-                    ACTIVE.update(
-                        uri=uri,
-                        parent_id=run.info.run_id,
-                        experiment_id=experiment_id,
-                        parent_file=str(parent_file),
-                        reopened=run.info.status,
-                    )
-                    return
             except MlflowException:
                 pass  # the store was reset: start a new parent
-        overrides = " ".join(config.hydra.overrides.task)
-        run = mlflow_client.create_run(
-            experiment_id,
-            run_name=f"sweep-{sweep_dir.name}",
-            tags={
-                SWEEP_TAG: sweep_dir.name,
-                "lstmpaths.stage": "sweep",
-                "lstmpaths.sweep_overrides": overrides[:5000],
-                **owner_tags(),
-            },
-        )
-        parent_file.write_text(run.info.run_id)
+        if run is None:
+            overrides = " ".join(config.hydra.overrides.task)
+            run = mlflow_client.create_run(
+                experiment_id,
+                run_name=f"sweep-{sweep_dir.name}",
+                tags={
+                    SWEEP_TAG: sweep_dir.name,
+                    "lstmpaths.stage": "sweep",
+                    "lstmpaths.sweep_overrides": overrides[:5000],
+                    **owner_tags(),
+                },
+            )
+            parent_file.write_text(run.info.run_id)
         ACTIVE.update(
             uri=uri,
             parent_id=run.info.run_id,
             experiment_id=experiment_id,
             parent_file=str(parent_file),
-            reopened="",
+            reopened=reopened,
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
